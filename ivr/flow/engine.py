@@ -1,0 +1,275 @@
+"""The call flow's one state machine: ``advance(state, event) -> Transition``.
+
+Pure: no I/O, no clock, no database. Where a call goes next is decided by the tables in
+``menus``; this module only knows the six kinds of node and what each kind does with each kind
+of event. Errors a caller can cause (a wrong key, silence, a short recording, a wrong number)
+are retries here, and the third failure in a row hands the caller to an agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ivr import speech
+from ivr.flow import actions as act
+from ivr.flow import menus as m
+from ivr.flow.events import (
+    CallStarted,
+    Digits,
+    Event,
+    Hangup,
+    RecordingFinished,
+    TicketCreated,
+    TicketLookedUp,
+    Timeout,
+)
+from ivr.flow.state import CallState, ticket_from_dict, ticket_to_dict
+from ivr.identifiers import is_valid_callback_number, is_valid_national_id, normalize_phone
+from ivr.tickets.tracking import is_valid_tracking
+
+
+@dataclass(frozen=True)
+class Transition:
+    state: CallState
+    actions: tuple[act.Action, ...]
+    outcome: str
+    """What came of the event, for the call's step log: ok, invalid, timeout, hangup …"""
+
+
+def advance(state: CallState, event: Event) -> Transition:
+    if isinstance(event, CallStarted):
+        return _start(event)
+    if isinstance(event, Hangup):
+        return Transition(replace(state, ended=True), (), "hangup")
+    if state.ended:
+        return Transition(state, (), "ignored")
+    node = m.menus_for(state.province)[state.node]
+    handler = _HANDLERS[type(node)]
+    return handler(state, node, event)
+
+
+def _start(event: CallStarted) -> Transition:
+    caller = normalize_phone(event.caller_id)
+    state = CallState(
+        node="main",
+        channel=event.channel,
+        province=event.province,
+        caller_id=event.caller_id,
+        caller_number=caller,
+    )
+    return _enter(state, "main", ("greeting",), "started")
+
+
+# --- moving between nodes ---------------------------------------------------------------
+
+
+def _follow(state: CallState, go: m.Go, digits: str = "", prefix: tuple = ()) -> Transition:
+    if go is m.REPEAT or not go.target:
+        return _enter(replace(state, failures=0), state.node, prefix, "repeat")
+    moved = replace(state, failures=0, **dict(go.sets))
+    if go.effect:
+        changed = EFFECTS[go.effect](moved, digits)
+        if changed is None:
+            node = m.menus_for(state.province)[state.node]
+            prompt = node.invalid_prompt if isinstance(node, m.Entry) else "retry.invalid"
+            return _fail(state, prompt, "rejected")
+        moved = changed
+    return _enter(moved, go.target, (*prefix, *_expand(moved, go.say)), "ok")
+
+
+def _enter(state: CallState, name: str, prefix: tuple, outcome: str) -> Transition:
+    node = m.menus_for(state.province)[name]
+    state = replace(state, node=name)
+    said = (*prefix, *_expand(state, getattr(node, "prompts", ())))
+    match node:
+        case m.Menu():
+            wait: act.Action = act.Gather(said, 1, None, m.MENU_TIMEOUT_S)
+            return Transition(state, (wait,), outcome)
+        case m.Entry():
+            wait = act.Gather(
+                said, node.max_digits, "#", m.MENU_TIMEOUT_S, allow_empty=node.on_empty is not None
+            )
+            return Transition(state, (wait,), outcome)
+        case m.Recorder():
+            return Transition(state, (act.Play(said), act.Record(m.RECORD_MAX_S, "#")), outcome)
+        case m.Transfer():
+            return Transition(state, (act.Play(said), act.Transfer(node.queue)), "transfer")
+        case m.Branch():
+            go = node.yes if TESTS[node.test](state) else node.no
+            return _follow(state, go, "", prefix)
+        case m.Operation():
+            operation = OPERATIONS[node.operation](state)
+            plays = (act.Play(prefix),) if prefix else ()
+            return Transition(state, (*plays, operation), outcome)
+    raise TypeError(f"unknown node {name!r}")
+
+
+def _fail(state: CallState, prompt: str, outcome: str) -> Transition:
+    failures = state.failures + 1
+    if failures >= m.MAX_FAILURES:
+        return _enter(replace(state, failures=0), "agent", ("retry.too_many",), outcome)
+    return _enter(replace(state, failures=failures), state.node, (prompt,), outcome)
+
+
+# --- what each kind of node does with each event -----------------------------------------
+
+
+def _on_menu(state: CallState, node: m.Menu, event: Event) -> Transition:
+    if isinstance(event, Digits) and event.digits:
+        go = node.choices.get(speech.normalize_digits(event.digits))
+        return _follow(state, go, event.digits) if go else _fail(state, "retry.invalid", "invalid")
+    if isinstance(event, Timeout | Digits):
+        return _fail(state, "retry.no_input", "timeout")
+    return _enter(state, state.node, (), "unexpected")
+
+
+def _on_entry(state: CallState, node: m.Entry, event: Event) -> Transition:
+    if isinstance(event, Timeout):
+        return _fail(state, "retry.no_input", "timeout")
+    if not isinstance(event, Digits):
+        return _enter(state, state.node, (), "unexpected")
+    digits = speech.normalize_digits(event.digits).strip().rstrip("#")
+    if not digits:
+        if node.on_empty:
+            return _follow(state, node.on_empty)
+        return _fail(state, "retry.no_input", "timeout")
+    if not CHECKS[node.check](digits):
+        return _fail(state, node.invalid_prompt, "invalid")
+    return _follow(state, node.on_valid, digits)
+
+
+def _on_recorder(state: CallState, node: m.Recorder, event: Event) -> Transition:
+    if isinstance(event, RecordingFinished):
+        if event.path and event.duration_s >= m.RECORD_MIN_S:
+            return _follow(replace(state, recording_path=event.path), node.on_done)
+        return _fail(state, node.too_short_prompt, "too_short")
+    if isinstance(event, Timeout | Digits):
+        return _fail(state, node.too_short_prompt, "too_short")
+    return _enter(state, state.node, (), "unexpected")
+
+
+def _on_operation(state: CallState, node: m.Operation, event: Event) -> Transition:
+    if node.operation == "create_ticket" and isinstance(event, TicketCreated):
+        return _enter(replace(state, tracking=event.tracking), "registered", (), "created")
+    if node.operation == "lookup_ticket" and isinstance(event, TicketLookedUp):
+        info = event.ticket
+        state = replace(state, ticket=ticket_to_dict(info) if info else None)
+        if info and state.caller_number and state.caller_number == info.callback_number:
+            return _enter(state, "followup.report", (), "verified_by_caller_id")
+        return _enter(state, "followup.verify", (), "needs_verification")
+    # Never re-issue an operation on a stray event: a ticket must not be created twice.
+    return Transition(state, (), "ignored")
+
+
+_HANDLERS: dict[type, Callable[..., Transition]] = {
+    m.Menu: _on_menu,
+    m.Entry: _on_entry,
+    m.Recorder: _on_recorder,
+    m.Operation: _on_operation,
+}
+
+
+# --- the named pieces the menu tables refer to -------------------------------------------
+
+
+def _last_four_matches(state: CallState, digits: str) -> CallState | None:
+    callback = (state.ticket or {}).get("callback_number") or ""
+    return state if state.ticket and callback[-4:] == digits else None
+
+
+CHECKS: dict[str, Callable[[str], bool]] = {
+    "callback_number": is_valid_callback_number,
+    "national_id": is_valid_national_id,
+    "tracking": is_valid_tracking,
+    "last_four": lambda digits: len(digits) == 4 and digits.isdigit(),
+}
+
+EFFECTS: dict[str, Callable[[CallState, str], CallState | None]] = {
+    "accept_caller_id": lambda s, _: replace(s, callback=s.caller_number),
+    "hold_callback": lambda s, digits: replace(s, pending_callback=digits),
+    "accept_callback": lambda s, _: replace(s, callback=s.pending_callback, pending_callback=None),
+    "keep_national_id": lambda s, digits: replace(s, national_id=digits),
+    "keep_tracking": lambda s, digits: replace(s, tracking=digits, ticket=None),
+    "verify_last_four": _last_four_matches,
+}
+
+TESTS: dict[str, Callable[[CallState], bool]] = {
+    "caller_id_usable": lambda s: (
+        bool(s.caller_number) and is_valid_callback_number(s.caller_number or "")
+    ),
+}
+
+OPERATIONS: dict[str, Callable[[CallState], act.Action]] = {
+    "create_ticket": lambda s: act.CreateTicket(
+        channel=s.channel,
+        province=s.province,
+        category=s.category or "other",
+        place=s.place,
+        recording_path=s.recording_path,
+        caller_number=s.caller_id,
+        callback_number=s.callback or "",
+        national_id=s.national_id,
+    ),
+    "lookup_ticket": lambda s: act.LookupTicket(s.tracking or ""),
+}
+
+
+# --- prompt slots ------------------------------------------------------------------------
+
+
+def _phone(number: str | None) -> list[act.Audio]:
+    return list(speech.digits_fragments(number, speech.phone_groups(number))) if number else []
+
+
+def _tracking(number: str) -> list[act.Audio]:
+    return list(speech.digits_fragments(number, speech.tracking_groups(number)))
+
+
+def _registered(state: CallState) -> list[act.Audio]:
+    if not state.tracking:
+        return ["registered.pending"]
+    number = _tracking(state.tracking)
+    return ["registered.done", *number, "registered.repeat", *number]
+
+
+def _ticket_report(state: CallState) -> list[act.Audio]:
+    if not state.ticket:
+        return []
+    info = ticket_from_dict(state.ticket)
+    said: list[act.Audio] = [
+        "followup.registered_on",
+        *speech.date_fragments(speech.tehran_date(info.created_at)),
+        "followup.registered_on_end",
+        "followup.category",
+        f"category.{info.category}",
+        "followup.status",
+        f"status.{info.status}",
+    ]
+    if info.agency:
+        said += ["followup.agency", f"agency.{info.agency}"]
+    if info.due_at:
+        said += ["followup.due", *speech.date_fragments(speech.tehran_date(info.due_at))]
+    return said
+
+
+def _place(state: CallState) -> list[act.Audio]:
+    return [f"place.{state.province}.{state.place}"] if state.place else []
+
+
+SLOTS: dict[str, Callable[[CallState], list[act.Audio]]] = {
+    "caller_digits": lambda s: _phone(s.caller_number),
+    "pending_callback_digits": lambda s: _phone(s.pending_callback),
+    "category_name": lambda s: [f"category.{s.category}"] if s.category else [],
+    "place_name": _place,
+    "recording": lambda s: [act.Recorded(s.recording_path)] if s.recording_path else [],
+    "registered": _registered,
+    "ticket_report": _ticket_report,
+}
+
+
+def _expand(state: CallState, parts: tuple[m.Part, ...]) -> tuple[act.Audio, ...]:
+    said: list[act.Audio] = []
+    for part in parts:
+        said += SLOTS[part.name](state) if isinstance(part, m.Slot) else [part]
+    return tuple(said)

@@ -1,0 +1,229 @@
+"""The 124 menu tree as data: nodes, the keys each takes, and where each key leads.
+
+Digits here are a contract with callers (and with tests outside the project). Prompt parts are
+catalogue ids, or ``Slot`` names that the engine fills from the call (a phone number read digit
+by digit, a date, a place name). Places come from the province's data file, so another province
+needs no code change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from ivr.provinces import Province, load_province
+
+MENU_TIMEOUT_S = 5
+MAX_FAILURES = 3
+RECORD_MAX_S = 120
+RECORD_MIN_S = 2.0
+AGENT_QUEUE = "124-agents"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A prompt part computed from the call's state (see ``engine.SLOTS``)."""
+
+    name: str
+
+
+Part = str | Slot
+
+
+@dataclass(frozen=True)
+class Go:
+    """Where a key (or a valid entry) leads, and what it sets on the way."""
+
+    target: str
+    sets: tuple[tuple[str, str | None], ...] = ()
+    effect: str | None = None
+    """A named state change in ``engine.EFFECTS`` that needs the digits or the call's data."""
+    say: tuple[Part, ...] = ()
+    """Said on the way, before the target's own prompts."""
+
+
+REPEAT = Go("")
+"""Stay in the node and say it again."""
+
+
+@dataclass(frozen=True)
+class Menu:
+    prompts: tuple[Part, ...]
+    choices: dict[str, Go]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Several digits ended with ``#``; ``check`` names a validator in ``engine.CHECKS``."""
+
+    prompts: tuple[Part, ...]
+    max_digits: int
+    check: str
+    invalid_prompt: str
+    on_valid: Go
+    on_empty: Go | None = None
+    """Where ``#`` alone leads, for optional entries."""
+
+
+@dataclass(frozen=True)
+class Recorder:
+    prompts: tuple[Part, ...]
+    too_short_prompt: str
+    on_done: Go
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A decision without input: ``test`` names a predicate in ``engine.TESTS``."""
+
+    test: str
+    yes: Go
+    no: Go
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A ticket operation; its result comes back as an event (``engine.RESULTS`` handles it)."""
+
+    operation: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    prompts: tuple[Part, ...]
+    queue: str = AGENT_QUEUE
+
+
+Node = Menu | Entry | Recorder | Branch | Operation | Transfer
+
+AGENT = Go("agent")
+DRAFT_FIELDS = (
+    "category",
+    "place",
+    "recording_path",
+    "callback",
+    "pending_callback",
+    "national_id",
+)
+CLEAR_DRAFT: tuple[tuple[str, str | None], ...] = tuple((name, None) for name in DRAFT_FIELDS)
+
+CATEGORY_KEYS = {
+    "1": "industry",
+    "2": "mining",
+    "3": "trade",
+    "4": "consumer",
+    "5": "permits",
+    "6": "other",
+}
+
+
+def _category_choices() -> dict[str, Go]:
+    choices = {
+        key: Go("place" if code == "industry" else "describe", sets=(("category", code),))
+        for key, code in CATEGORY_KEYS.items()
+    }
+    return {**choices, "*": REPEAT, "9": Go("main", sets=CLEAR_DRAFT)}
+
+
+def _place_menu(province: Province, places: str, intro: str) -> Menu:
+    entries = province.towns if places == "towns" else province.zones
+    prompts: list[Part] = [intro]
+    choices: dict[str, Go] = {}
+    for place in entries:
+        prompts += [province.prompt_id(place), f"key.{place.key}"]
+        choices[place.key] = Go("describe", sets=(("place", place.id),))
+    if places == "towns" and province.zones:
+        prompts += ["place.zones", "key.8"]
+        choices["8"] = Go("zone")
+    prompts += ["place.none", "key.0"]
+    choices["0"] = Go("describe", sets=(("place", None),))
+    choices["*"] = REPEAT
+    return Menu(tuple(prompts), choices)
+
+
+@cache
+def menus_for(province_code: str) -> dict[str, Node]:
+    """The whole tree for one province (only the place menus differ between provinces)."""
+    province = load_province(province_code)
+    confirm = ("callback.confirm_menu",)
+    return {
+        "main": Menu(
+            ("main.menu",),
+            {
+                "1": Go("category", sets=CLEAR_DRAFT),
+                "2": Go("followup.enter"),
+                "0": AGENT,
+                "*": REPEAT,
+            },
+        ),
+        "category": Menu(("category.menu",), _category_choices()),
+        "place": _place_menu(province, "towns", "place.intro"),
+        "zone": _place_menu(province, "zones", "zone.intro"),
+        "describe": Recorder(
+            ("describe.instructions",), "describe.too_short", Go("describe.review")
+        ),
+        "describe.review": Menu(
+            ("describe.review",),
+            {
+                "1": Go("describe.review", say=(Slot("recording"),)),
+                "2": Go("callback"),
+                "3": Go("describe", sets=(("recording_path", None),)),
+                "*": REPEAT,
+            },
+        ),
+        "callback": Branch(
+            "caller_id_usable", yes=Go("callback.confirm_caller"), no=Go("callback.enter")
+        ),
+        "callback.confirm_caller": Menu(
+            ("callback.your_number", Slot("caller_digits"), *confirm),
+            {"1": Go("nid", effect="accept_caller_id"), "2": Go("callback.enter"), "*": REPEAT},
+        ),
+        "callback.enter": Entry(
+            ("callback.enter",),
+            11,
+            "callback_number",
+            "callback.invalid",
+            on_valid=Go("callback.confirm_entered", effect="hold_callback"),
+        ),
+        "callback.confirm_entered": Menu(
+            ("callback.entered", Slot("pending_callback_digits"), *confirm),
+            {"1": Go("nid", effect="accept_callback"), "2": Go("callback.enter"), "*": REPEAT},
+        ),
+        "nid": Entry(
+            ("nid.enter",),
+            10,
+            "national_id",
+            "nid.invalid",
+            on_valid=Go("summary", effect="keep_national_id"),
+            on_empty=Go("summary", sets=(("national_id", None),)),
+        ),
+        "summary": Menu(
+            ("summary.intro", Slot("category_name"), Slot("place_name"), "summary.menu"),
+            {"1": Go("register"), "2": Go("category", sets=CLEAR_DRAFT), "*": REPEAT},
+        ),
+        "register": Operation("create_ticket"),
+        "registered": Menu(
+            (Slot("registered"), "registered.menu"),
+            {"1": REPEAT, "0": AGENT, "*": REPEAT},
+        ),
+        "followup.enter": Entry(
+            ("followup.enter",),
+            10,
+            "tracking",
+            "followup.invalid",
+            on_valid=Go("followup.lookup", effect="keep_tracking"),
+        ),
+        "followup.lookup": Operation("lookup_ticket"),
+        "followup.verify": Entry(
+            ("followup.verify",),
+            4,
+            "last_four",
+            "followup.mismatch",
+            on_valid=Go("followup.report", effect="verify_last_four"),
+        ),
+        "followup.report": Menu(
+            (Slot("ticket_report"), "followup.menu"),
+            {"1": REPEAT, "0": AGENT, "*": Go("main")},
+        ),
+        "agent": Transfer(("agent.transfer",)),
+    }

@@ -1,0 +1,62 @@
+"""A call's state: where the caller is in the menus and what they have told us so far.
+
+Plain JSON-friendly values only, so a call's state can be stored between Twilio webhooks and any
+node of a cluster can take the next one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from ivr.flow.events import TicketInfo
+
+
+@dataclass(frozen=True)
+class CallState:
+    node: str = "new"
+    failures: int = 0
+    channel: str = ""
+    province: str = "qom"
+    caller_id: str | None = None
+    caller_number: str | None = None
+    """The caller ID in national form when it is an Iranian number, else None."""
+    category: str | None = None
+    place: str | None = None
+    recording_path: str | None = None
+    callback: str | None = None
+    pending_callback: str | None = None
+    national_id: str | None = None
+    tracking: str | None = None
+    ticket: dict[str, Any] | None = None
+    """The ticket a follow-up looked up (never spoken before the caller is verified)."""
+    ended: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> CallState:
+        data = json.loads(text or "{}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def ticket_to_dict(info: TicketInfo) -> dict[str, Any]:
+    data = asdict(info)
+    data["created_at"] = info.created_at.isoformat()
+    data["due_at"] = info.due_at.isoformat() if info.due_at else None
+    return data
+
+
+def ticket_from_dict(data: dict[str, Any]) -> TicketInfo:
+    due = data.get("due_at")
+    return TicketInfo(
+        **{
+            **data,
+            "created_at": datetime.fromisoformat(data["created_at"]),
+            "due_at": datetime.fromisoformat(due) if due else None,
+        }
+    )
