@@ -162,7 +162,13 @@ def _on_operation(state: CallState, node: m.Operation, event: Event) -> Transiti
     return Transition(state, (), "ignored")
 
 
+def _on_transfer(state: CallState, node: m.Transfer, event: Event) -> Transition:
+    """The caller is in the agents' queue: the menus have nothing more to say."""
+    return Transition(state, (), "ignored")
+
+
 _HANDLERS: dict[type, Callable[..., Transition]] = {
+    m.Transfer: _on_transfer,
     m.Menu: _on_menu,
     m.Entry: _on_entry,
     m.Recorder: _on_recorder,

@@ -1,0 +1,1 @@
+"""Transports between the telephone network and the call flow: Asterisk (FastAGI, AMI)."""

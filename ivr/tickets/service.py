@@ -1,0 +1,582 @@
+"""The ticket service and the call records: everything the call flow and the CLI write or read.
+
+The promise a caller hears — "your tracking number is …" — must hold even if the database is down
+at that moment: numbers come from blocks reserved ahead (hi/lo), and a ticket that cannot be
+stored is spooled as JSON on local disk and replayed into the database later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlmodel import Session, col, select
+
+from ivr.speech import normalize_digits
+from ivr.tickets.db import session_scope
+from ivr.tickets.models import (
+    Call,
+    CallStep,
+    Category,
+    Channel,
+    Status,
+    Ticket,
+    TicketEvent,
+    TrackingBlock,
+    utcnow,
+)
+from ivr.tickets.tracking import is_valid_tracking, tracking_from_sequence
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+"""Errors that mean "the database cannot be reached right now", as opposed to a bug."""
+
+SPOOLED_NOTE = "stored from the spool: the database was unreachable when the caller registered"
+
+
+def _aware(dt: datetime) -> datetime:
+    """UTC with tzinfo; a naive value is taken to be UTC, as every stored time is."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _stored(column: Any, dt: datetime) -> datetime:
+    """``dt`` as ``column`` takes it: aware for a timezone type, naive UTC for a plain DateTime.
+
+    SQLModel's UTCDateTime refuses naive values and a plain DateTime on PostgreSQL would shift
+    aware ones by the session's time zone; every write goes through here, so the service works
+    whichever way the models declare their times.
+    """
+    dt = _aware(dt)
+    return dt if getattr(column.type, "timezone", False) else dt.replace(tzinfo=None)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else _aware(dt).isoformat().replace("+00:00", "Z")
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else _aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+class SettingsLike(Protocol):
+    @property
+    def spool_dir(self) -> Path: ...
+    @property
+    def node_name(self) -> str: ...
+
+
+class TicketNotFound(LookupError):
+    """No ticket has this tracking number."""
+
+
+@dataclass
+class TicketDraft:
+    """What the call flow (or the web form) collected; the service adds number, status and times."""
+
+    channel: str
+    province: str
+    category: str
+    place: str | None
+    recording_path: str | None
+    caller_number: str | None
+    callback_number: str
+    national_id: str | None
+
+
+@dataclass(frozen=True)
+class CreatedTicket:
+    tracking: str | None
+    """None only when the database was down and no reserved number was left."""
+    spooled: bool
+    """True when the ticket waits in the spool directory for the database to come back."""
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    kind: str
+    old_value: str | None
+    new_value: str | None
+    actor: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket as read: detached from the session, times aware UTC, history oldest first."""
+
+    tracking: str
+    channel: str
+    province: str
+    category: str
+    place: str | None
+    status: str
+    agency: str | None
+    callback_number: str
+    created_at: datetime
+    updated_at: datetime
+    due_at: datetime | None
+    caller_number: str | None = None
+    recording_path: str | None = None
+    history: tuple[HistoryLine, ...] = ()
+
+
+class TrackingAllocator:
+    """Hi/lo tracking numbers: a TrackingBlock row's id ``k`` owns sequence numbers [k*B, (k+1)*B).
+
+    Every node sharing a database must use the same block size B. The next block is reserved
+    when the current one is half used, so numbers keep coming while the database is briefly
+    down; a restart forgets the rest of its blocks (gaps are harmless, duplicates are not).
+    """
+
+    def __init__(self, engine: Engine, node: str, block_size: int = 20) -> None:
+        if block_size < 2:
+            raise ValueError("block_size must be at least 2")
+        self._engine = engine
+        self._node = node
+        self.block_size = block_size
+        self._lock = threading.Lock()
+        self._next = 0
+        self._end = 0  # the current block is used up when _next == _end
+        self._spare: int | None = None  # a block reserved ahead, not yet started
+        self._reserving = False
+
+    def next_sequence(self) -> int:
+        """The next sequence number; raises an UNAVAILABLE error only if no reserved one is left."""
+        size = self.block_size
+        with self._lock:
+            if self._next >= self._end:
+                block = self._spare if self._spare is not None else self._new_block()
+                self._spare = None
+                self._next, self._end = block * size, (block + 1) * size
+            n = self._next
+            self._next += 1
+            reserve = (
+                self._spare is None and not self._reserving and self._end - self._next <= size // 2
+            )
+            self._reserving = self._reserving or reserve
+        if reserve:  # outside the lock: other threads keep taking numbers meanwhile
+            self._reserve_ahead()
+        return n
+
+    def next_tracking(self) -> str:
+        return tracking_from_sequence(self.next_sequence())
+
+    def _reserve_ahead(self) -> None:
+        """Best effort: the current block still has numbers, so a failure here only logs."""
+        block: int | None = None
+        try:
+            block = self._new_block()
+        except SQLAlchemyError:
+            log.warning("could not reserve the next tracking block; will retry", exc_info=True)
+        finally:
+            with self._lock:
+                self._reserving = False
+                if block is not None:
+                    self._spare = block
+
+    def _new_block(self) -> int:
+        with session_scope(self._engine) as session:
+            row = TrackingBlock(
+                node=self._node, allocated_at=_stored(TrackingBlock.allocated_at, utcnow())
+            )
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            return row.id
+
+
+class TicketService:
+    """Create, read and change tickets; every change leaves a TicketEvent with old and new value."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: SettingsLike,
+        *,
+        block_size: int = 20,
+        retries: int = 2,
+        retry_delay: float = 0.05,
+    ) -> None:
+        self.engine = engine
+        self.spool_dir = Path(settings.spool_dir)
+        self.allocator = TrackingAllocator(engine, settings.node_name, block_size)
+        self._retries = retries
+        self._retry_delay = retry_delay
+
+    # -- creating -------------------------------------------------------------------------------
+
+    def create(self, draft: TicketDraft, *, due_at: datetime | None = None) -> CreatedTicket:
+        """Store a new ticket, or spool it if the database stays unreachable after quick retries."""
+        Channel(draft.channel)  # a bad value is a bug: fail before a number is spent
+        Category(draft.category)
+        created_at = _aware(utcnow())
+        tracking: str | None = None
+        for attempt in range(self._retries + 1):
+            try:
+                if tracking is None:
+                    tracking = self.allocator.next_tracking()
+                with session_scope(self.engine) as session:
+                    self._add(session, tracking, asdict(draft), created_at, due_at)
+                return CreatedTicket(tracking, spooled=False)
+            except IntegrityError:
+                # An earlier try may have committed and lost only the reply; then all is well.
+                if attempt == 0 or not self._stored_already(tracking):
+                    raise
+                return CreatedTicket(tracking, spooled=False)
+            except UNAVAILABLE:
+                log.warning("database unreachable creating a ticket (try %d)", attempt + 1)
+                if attempt < self._retries:
+                    time.sleep(self._retry_delay * (attempt + 1))
+        path = self._spool(draft, tracking, created_at, due_at)
+        log.error("ticket %s spooled to %s", tracking or "(no number yet)", path)
+        return CreatedTicket(tracking, spooled=True)
+
+    def _add(
+        self,
+        session: Session,
+        tracking: str,
+        fields: dict[str, Any],
+        created_at: datetime,
+        due_at: datetime | None,
+        note: str | None = None,
+    ) -> None:
+        now = _stored(Ticket.created_at, created_at)
+        ticket = Ticket(
+            tracking=tracking,
+            channel=str(fields["channel"]),
+            province=fields["province"],
+            category=str(fields["category"]),
+            place=fields["place"],
+            recording_path=fields["recording_path"],
+            caller_number=fields["caller_number"],
+            callback_number=fields["callback_number"],
+            national_id=fields["national_id"],
+            status=Status.REGISTERED.value,
+            created_at=now,
+            updated_at=_stored(Ticket.updated_at, now),
+            due_at=None if due_at is None else _stored(Ticket.due_at, due_at),
+        )
+        session.add(ticket)
+        session.flush()
+        assert ticket.id is not None
+        session.add(
+            TicketEvent(
+                ticket_id=ticket.id,
+                at=_stored(TicketEvent.at, now),
+                kind="created",
+                new_value=Status.REGISTERED.value,
+                actor="caller",
+                note=note,
+            )
+        )
+
+    # -- the spool ------------------------------------------------------------------------------
+
+    def _spool(
+        self,
+        draft: TicketDraft,
+        tracking: str | None,
+        created_at: datetime,
+        due_at: datetime | None,
+    ) -> Path:
+        record = {
+            "version": 1,
+            "tracking": tracking,
+            "created_at": _iso(created_at),
+            "due_at": _iso(due_at),
+            "draft": asdict(draft),
+        }
+        stamp = created_at.strftime("%Y%m%dT%H%M%S%f")
+        path = self.spool_dir / f"{stamp}-{tracking or 'pending'}-{uuid.uuid4().hex[:8]}.json"
+        _write_atomic(path, record)
+        return path
+
+    def replay_spool(self) -> int:
+        """Store spooled tickets, oldest first; returns how many were inserted.
+
+        A file is deleted only after its ticket is committed (or found already stored), so a
+        crash at any point neither loses a ticket nor stores it twice. Stops quietly while the
+        database is still unreachable.
+        """
+        inserted = 0
+        for path in sorted(self.spool_dir.glob("*.json")):
+            try:
+                inserted += self._replay_one(path)
+            except UNAVAILABLE:
+                log.warning("database still unreachable; %s stays in the spool", path.name)
+                break
+            except (ValueError, KeyError, TypeError):  # hand-edited or foreign: keep it for a human
+                log.exception("cannot replay spooled ticket %s; left in place", path.name)
+        return inserted
+
+    def _replay_one(self, path: Path) -> int:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record["tracking"] is None:
+            record["tracking"] = self.allocator.next_tracking()
+            _write_atomic(path, record)  # the number is fixed before the insert, never re-drawn
+        tracking = record["tracking"]
+        try:
+            with session_scope(self.engine) as session:
+                if self._ticket_id(session, tracking) is not None:
+                    stored = 0
+                else:
+                    created_at = _parse_iso(record["created_at"])
+                    assert created_at is not None
+                    due_at = _parse_iso(record["due_at"])
+                    self._add(session, tracking, record["draft"], created_at, due_at, SPOOLED_NOTE)
+                    stored = 1
+        except IntegrityError:  # another process replayed the same file at the same moment
+            with Session(self.engine) as session:
+                if self._ticket_id(session, tracking) is None:
+                    raise
+            stored = 0
+        path.unlink(missing_ok=True)
+        return stored
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, tracking: str) -> TicketView | None:
+        """The ticket, or None; a number with a wrong check digit never reaches the database."""
+        if not is_valid_tracking(tracking):
+            return None
+        with Session(self.engine) as session:
+            statement = select(Ticket).where(Ticket.tracking == normalize_digits(tracking))
+            ticket = session.exec(statement).first()
+            return None if ticket is None else self._views(session, [ticket])[0]
+
+    def latest(self, limit: int = 20) -> list[TicketView]:
+        """The newest tickets first."""
+        with Session(self.engine) as session:
+            statement = (
+                select(Ticket)
+                .order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
+                .limit(limit)
+            )
+            return self._views(session, list(session.exec(statement)))
+
+    def _stored_already(self, tracking: str | None) -> bool:
+        with Session(self.engine) as session:
+            return tracking is not None and self._ticket_id(session, tracking) is not None
+
+    @staticmethod
+    def _ticket_id(session: Session, tracking: str) -> int | None:
+        return session.exec(select(Ticket.id).where(Ticket.tracking == tracking)).first()
+
+    @staticmethod
+    def _views(session: Session, tickets: list[Ticket]) -> list[TicketView]:
+        ids = [t.id for t in tickets]
+        events = session.exec(
+            select(TicketEvent)
+            .where(col(TicketEvent.ticket_id).in_(ids))
+            .order_by(col(TicketEvent.at), col(TicketEvent.id))
+        )
+        history: dict[int, list[HistoryLine]] = {}
+        for e in events:
+            line = HistoryLine(_aware(e.at), e.kind, e.old_value, e.new_value, e.actor, e.note)
+            history.setdefault(e.ticket_id, []).append(line)
+        return [
+            TicketView(
+                tracking=t.tracking,
+                channel=t.channel,
+                province=t.province,
+                category=t.category,
+                place=t.place,
+                status=t.status,
+                agency=t.agency,
+                callback_number=t.callback_number,
+                created_at=_aware(t.created_at),
+                updated_at=_aware(t.updated_at),
+                due_at=None if t.due_at is None else _aware(t.due_at),
+                caller_number=t.caller_number,
+                recording_path=t.recording_path,
+                history=tuple(history.get(t.id or 0, ())),
+            )
+            for t in tickets
+        ]
+
+    # -- changing -------------------------------------------------------------------------------
+
+    def set_status(
+        self, tracking: str, status: Status | str, actor: str, note: str | None = None
+    ) -> TicketView:
+        """Move a ticket to ``status``; the same status with a note records just the note."""
+        new = Status(status).value
+        with session_scope(self.engine) as session:
+            ticket = self._for_update(session, tracking)
+            if ticket.status != new:
+                self._change(session, ticket, "status", "status", new, actor, note)
+            elif note:
+                self._change(session, ticket, "note", None, None, actor, note)
+            return self._views(session, [ticket])[0]
+
+    def refer(self, tracking: str, agency: str, actor: str, note: str | None = None) -> TicketView:
+        """Route a ticket to an agency; its status becomes ``referred``."""
+        with session_scope(self.engine) as session:
+            ticket = self._for_update(session, tracking)
+            if ticket.agency != agency:
+                self._change(session, ticket, "agency", "agency", agency, actor, note)
+            if ticket.status != Status.REFERRED:
+                self._change(
+                    session, ticket, "status", "status", Status.REFERRED.value, actor, None
+                )
+            return self._views(session, [ticket])[0]
+
+    @staticmethod
+    def _for_update(session: Session, tracking: str) -> Ticket:
+        number = normalize_digits(tracking)
+        statement = select(Ticket).where(Ticket.tracking == number).with_for_update()
+        ticket = session.exec(statement).first()
+        if ticket is None:
+            raise TicketNotFound(tracking)
+        return ticket
+
+    @staticmethod
+    def _change(
+        session: Session,
+        ticket: Ticket,
+        kind: str,
+        attribute: str | None,
+        new: str | None,
+        actor: str,
+        note: str | None,
+    ) -> None:
+        now = _stored(Ticket.updated_at, utcnow())
+        old = getattr(ticket, attribute) if attribute else None
+        if attribute:
+            setattr(ticket, attribute, new)
+        ticket.updated_at = now
+        assert ticket.id is not None
+        session.add(
+            TicketEvent(
+                ticket_id=ticket.id,
+                at=_stored(TicketEvent.at, now),
+                kind=kind,
+                old_value=old,
+                new_value=new,
+                actor=actor,
+                note=note,
+            )
+        )
+        session.flush()
+
+
+def _write_atomic(path: Path, record: dict[str, Any]) -> None:
+    """Write JSON so the file is either absent or complete, and on disk before we return."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(record, f, ensure_ascii=False, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+# -- calls ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One turn of a call as the flow runner reports it."""
+
+    node: str
+    event: str
+    key: str | None
+    outcome: str
+    at: datetime = field(default_factory=utcnow)
+
+
+class CallStore:
+    """Calls and their steps; a call's flow state lives here so any node can take its next turn."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open(self, channel: str, external_id: str, caller: str | None, called: str | None) -> int:
+        """The call's id, creating the row the first time (webhooks are retried: be idempotent)."""
+        existing = self._call_id(external_id)
+        if existing is not None:
+            return existing
+        try:
+            with session_scope(self.engine) as session:
+                call = Call(
+                    channel=str(channel),
+                    external_id=external_id,
+                    caller=caller,
+                    called=called,
+                    started_at=_stored(Call.started_at, utcnow()),
+                )
+                session.add(call)
+                session.flush()
+                assert call.id is not None
+                return call.id
+        except IntegrityError:  # another node opened the same call a moment ago
+            existing = self._call_id(external_id)
+            if existing is None:
+                raise
+            return existing
+
+    def _call_id(self, external_id: str) -> int | None:
+        with Session(self.engine) as session:
+            return session.exec(select(Call.id).where(Call.external_id == external_id)).first()
+
+    def load_state(self, external_id: str) -> tuple[int, str] | None:
+        """The call's id and the flow state JSON saved by its last turn."""
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(Call.id, Call.state).where(Call.external_id == external_id)
+            ).first()
+            return None if row is None else (row[0], row[1])
+
+    def save_turn(self, call_id: int, state_json: str, steps: list[StepRecord]) -> None:
+        """State and steps in one transaction: a crash never leaves one without the other."""
+        with session_scope(self.engine) as session:
+            result = session.execute(
+                update(Call).where(col(Call.id) == call_id).values(state=state_json)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LookupError(f"no call {call_id}")
+            session.add_all(
+                CallStep(
+                    call_id=call_id,
+                    at=_stored(CallStep.at, s.at),
+                    node=s.node,
+                    event=s.event,
+                    key=s.key,
+                    outcome=s.outcome,
+                )
+                for s in steps
+            )
+
+    def finish(self, call_id: int, outcome: str, ticket_tracking: str | None = None) -> None:
+        """Close the call, linking its ticket if that ticket is stored already (not spooled)."""
+        with session_scope(self.engine) as session:
+            ticket_id = None
+            if ticket_tracking is not None:
+                ticket_id = TicketService._ticket_id(session, ticket_tracking)
+            result = session.execute(
+                update(Call)
+                .where(col(Call.id) == call_id)
+                .values(
+                    ended_at=_stored(Call.ended_at, utcnow()), outcome=outcome, ticket_id=ticket_id
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LookupError(f"no call {call_id}")

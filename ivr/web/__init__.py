@@ -1,0 +1,1 @@
+"""The web app: Twilio webhooks, prompt audio, and later the agents' and supervisors' pages."""
