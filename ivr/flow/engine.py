@@ -44,6 +44,9 @@ def advance(state: CallState, event: Event) -> Transition:
         return Transition(replace(state, ended=True), (), "hangup")
     if state.ended:
         return Transition(state, (), "ignored")
+    if state.node not in m.menus_for(state.province):
+        # A call whose start was never saved: greet the caller rather than fail.
+        return _start(CallStarted(state.caller_id, None, state.channel, state.province))
     node = m.menus_for(state.province)[state.node]
     handler = _HANDLERS[type(node)]
     return handler(state, node, event)
