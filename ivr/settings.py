@@ -6,12 +6,15 @@ Defaults are safe for a laptop: SQLite in ``storage/``, web on 127.0.0.1:8124, F
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ivr import PROJECT_ROOT
+
+_PROCESS_SECRET = secrets.token_hex(16)
 
 
 class Settings(BaseSettings):
@@ -38,8 +41,34 @@ class Settings(BaseSettings):
     twilio_insecure_dev: bool = False
     """Development only: accept unsigned Twilio requests when no auth token is set."""
 
+    secret_key: str = ""
+    """Signs links to callers' recordings; nodes behind one Twilio number must share it."""
+
     agent_queue: str = "124-agents"
     node_name: str = "node1"
+
+    scheduler_enabled: bool = True
+    """Whether ``ivr serve`` runs the scheduler too (``--no-scheduler`` turns it off once)."""
+    scheduler_watch_seconds: float = 60
+    """How often the overdue watch runs; tests make it a second."""
+    scheduler_report_time: str = "21:00"
+    """When the nightly report is made, Asia/Tehran time (HH:MM)."""
+    scheduler_retry_seconds: float = 10
+    """How often a follower tries the leader lock: a dead leader is replaced within this."""
+    scheduler_check_seconds: float = 5
+    """How often the leader checks that it still holds the lock."""
+
+    smtp_url: str = ""
+    """Where escalation mail goes: ``smtp://[user:pass@]host:port`` or ``smtps://…``; empty: the
+    mails stay queued in the outbox until one is set."""
+    mail_from: str = "124@localhost"
+    escalation_level2_days: int = 3
+    """Working days a ticket stays open at level 1 (province) before level 2 (the ministry)."""
+
+    @property
+    def secret(self) -> str:
+        """The signing key: IVR_SECRET_KEY, else the Twilio token, else one per process."""
+        return self.secret_key or self.twilio_auth_token or _PROCESS_SECRET
 
     @property
     def db_url(self) -> str:

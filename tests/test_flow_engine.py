@@ -221,7 +221,7 @@ def test_entries_gather_digits_ended_by_hash(node):
     call = call_at(node, ROUTES)
     (gather,) = call.actions
     assert isinstance(gather, Gather)
-    assert gather.max_digits == ENTRIES[node][0]
+    assert gather.max_digits == ENTRIES[node][0] + 1  # room for the closing #
     assert (gather.finish_on_key, gather.timeout_s) == ("#", MENU_TIMEOUT_S)
 
 
@@ -248,11 +248,11 @@ def test_call_starts_with_the_greeting_and_the_main_menu(caller_id):
     ("key", "node", "actions"),
     [
         ("1", "category", (Gather(("category.menu",), 1, None, MENU_TIMEOUT_S),)),
-        ("2", "followup.enter", (Gather(("followup.enter",), 10, "#", MENU_TIMEOUT_S),)),
+        ("2", "followup.enter", (Gather(("followup.enter",), 10 + 1, "#", MENU_TIMEOUT_S),)),
         ("0", "agent", TO_AGENT),
         ("*", "main", (Gather(("main.menu",), 1, None, MENU_TIMEOUT_S),)),
         ("۱", "category", (Gather(("category.menu",), 1, None, MENU_TIMEOUT_S),)),
-        ("۲", "followup.enter", (Gather(("followup.enter",), 10, "#", MENU_TIMEOUT_S),)),
+        ("۲", "followup.enter", (Gather(("followup.enter",), 10 + 1, "#", MENU_TIMEOUT_S),)),
         ("۰", "agent", TO_AGENT),
     ],
     ids=["1-new", "2-followup", "0-agent", "star-repeat", "persian-1", "persian-2", "persian-0"],
@@ -614,7 +614,7 @@ def test_caller_id_two_asks_for_another_number():
     call = call_at("callback.confirm_caller", ROUTES)
     call.press("2")
     assert call.node == "callback.enter"
-    assert call.actions == (Gather(("callback.enter",), 11, "#", MENU_TIMEOUT_S),)
+    assert call.actions == (Gather(("callback.enter",), 11 + 1, "#", MENU_TIMEOUT_S),)
 
 
 @pytest.mark.parametrize("caller_id", ["1001", "", None, "anonymous", "+14155550100", "12345"])
@@ -624,7 +624,7 @@ def test_an_unusable_caller_id_goes_straight_to_number_entry(caller_id):
     call.record()
     call.press("2")
     assert call.node == "callback.enter"
-    assert call.actions == (Gather(("callback.enter",), 11, "#", MENU_TIMEOUT_S),)
+    assert call.actions == (Gather(("callback.enter",), 11 + 1, "#", MENU_TIMEOUT_S),)
     created = finish_request_from_entry(call, OTHER_MOBILE)
     assert created.caller_number == caller_id
     assert created.callback_number == OTHER_MOBILE
@@ -653,7 +653,7 @@ def test_an_invalid_callback_number_is_refused(number):
     call.press(number)
     assert call.node == "callback.enter"
     assert call.actions == (
-        Gather(("callback.invalid", "callback.enter"), 11, "#", MENU_TIMEOUT_S),
+        Gather(("callback.invalid", "callback.enter"), 11 + 1, "#", MENU_TIMEOUT_S),
     )
     assert call.state.pending_callback is None
 
@@ -699,7 +699,7 @@ def test_an_entered_number_can_be_entered_again():
     call.run(["2", "2", LANDLINE])
     call.press("2")
     assert call.node == "callback.enter"
-    assert call.actions == (Gather(("callback.enter",), 11, "#", MENU_TIMEOUT_S),)
+    assert call.actions == (Gather(("callback.enter",), 11 + 1, "#", MENU_TIMEOUT_S),)
     call.press(OTHER_MOBILE)
     assert call.said[1:-1] == digit_fragments("0935", "111", "2233")
     call.run(["1", ""])
@@ -814,7 +814,7 @@ def test_a_tracking_number_with_one_wrong_digit_is_refused_without_a_lookup(wron
     call.press(wrong)
     assert call.node == "followup.enter"
     assert call.actions == (
-        Gather(("followup.invalid", "followup.enter"), 10, "#", MENU_TIMEOUT_S),
+        Gather(("followup.invalid", "followup.enter"), 10 + 1, "#", MENU_TIMEOUT_S),
     )
     assert call.lookups() == []
 
@@ -895,7 +895,7 @@ def test_another_caller_must_give_the_last_four_digits_first(caller_id, callback
     call.run(["2", TRACKING])
     call.send(TicketLookedUp(ticket(callback=callback)))
     assert call.node == "followup.verify"
-    assert call.actions == (Gather(("followup.verify",), 4, "#", MENU_TIMEOUT_S),)
+    assert call.actions == (Gather(("followup.verify",), 4 + 1, "#", MENU_TIMEOUT_S),)
     assert says_nothing_about_a_ticket(call.said)
     call.press(callback[-4:])
     assert call.node == "followup.report"
@@ -908,7 +908,7 @@ def test_wrong_last_four_digits_are_refused(digits):
     call.press(digits)
     assert call.node == "followup.verify"
     assert call.actions == (
-        Gather(("followup.mismatch", "followup.verify"), 4, "#", MENU_TIMEOUT_S),
+        Gather(("followup.mismatch", "followup.verify"), 4 + 1, "#", MENU_TIMEOUT_S),
     )
 
 

@@ -90,8 +90,14 @@ def _enter(state: CallState, name: str, prefix: tuple, outcome: str) -> Transiti
             wait: act.Action = act.Gather(said, 1, None, m.MENU_TIMEOUT_S)
             return Transition(state, (wait,), outcome)
         case m.Entry():
+            # One key more than a valid answer has: the caller's closing # then ends the entry
+            # instead of spilling into the next menu, and too many digits are refused, not cut.
             wait = act.Gather(
-                said, node.max_digits, "#", m.MENU_TIMEOUT_S, allow_empty=node.on_empty is not None
+                said,
+                node.max_digits + 1,
+                "#",
+                m.MENU_TIMEOUT_S,
+                allow_empty=node.on_empty is not None,
             )
             return Transition(state, (wait,), outcome)
         case m.Recorder():

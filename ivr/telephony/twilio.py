@@ -110,7 +110,7 @@ def status(form: Form, ctx: Context) -> Response:
 
 
 @router.get("/recording/{name}")
-def recording(name: str, token: str, ctx: Context) -> FileResponse:
+def recording(name: str, ctx: Context, token: str = "") -> FileResponse:
     """The caller's own recording, played back to them; the token keeps other people out."""
     path = ctx.settings.recordings_dir / name
     if not hmac.compare_digest(token, _token(name, ctx.settings)) or not path.is_file():
@@ -135,13 +135,17 @@ def _advance(form: dict, event: Event, ctx: Context, request: Request) -> Respon
 def _twiml(actions: tuple[act.Action, ...], ctx: AppContext, request: Request) -> Response:
     base = (ctx.settings.public_url or str(request.base_url)).rstrip("/")
     return Response(
-        render(actions, lambda audio: _audio_url(audio, base, ctx.settings)),
+        render(actions, base, lambda audio: _audio_url(audio, base, ctx.settings)),
         media_type="application/xml",
     )
 
 
-def render(actions: tuple[act.Action, ...], url_of: Callable[[act.Audio], str]) -> str:
-    """Flow actions as TwiML. Prompts before a gather are nested in it, so a key interrupts them."""
+def render(actions: tuple[act.Action, ...], base: str, url_of: Callable[[act.Audio], str]) -> str:
+    """Flow actions as TwiML. Prompts before a gather are nested in it, so a key interrupts them.
+
+    Webhook URLs are absolute under ``base`` (the public URL), so a proxy that serves the app
+    under a path prefix keeps every later webhook under it too.
+    """
     response = VoiceResponse()
     for action in actions:
         match action:
@@ -151,7 +155,7 @@ def render(actions: tuple[act.Action, ...], url_of: Callable[[act.Audio], str]) 
             case act.Gather():
                 gather = response.gather(
                     input="dtmf",
-                    action="/twilio/gather",
+                    action=f"{base}/twilio/gather",
                     method="POST",
                     num_digits=action.max_digits,
                     finish_on_key=action.finish_on_key or "",
@@ -160,10 +164,10 @@ def render(actions: tuple[act.Action, ...], url_of: Callable[[act.Audio], str]) 
                 )
                 for audio in action.prompts:
                     gather.play(url_of(audio))
-                response.redirect("/twilio/timeout", method="POST")
+                response.redirect(f"{base}/twilio/timeout", method="POST")
             case act.Record():
                 response.record(
-                    action="/twilio/recorded",
+                    action=f"{base}/twilio/recorded",
                     method="POST",
                     max_length=action.max_s,
                     finish_on_key=action.finish_on_key,
@@ -171,7 +175,7 @@ def render(actions: tuple[act.Action, ...], url_of: Callable[[act.Audio], str]) 
                     timeout=5,
                     trim="trim-silence",
                 )
-                response.redirect("/twilio/recorded", method="POST")
+                response.redirect(f"{base}/twilio/recorded", method="POST")
             case act.Transfer(queue):
                 response.enqueue(queue)
             case act.HangUp():
@@ -193,7 +197,7 @@ def _audio_url(audio: act.Audio, base: str, settings: Settings) -> str:
 
 
 def _token(name: str, settings: Settings) -> str:
-    key = (settings.twilio_auth_token or settings.node_name).encode()
+    key = settings.secret.encode()
     return hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:32]
 
 

@@ -1,0 +1,545 @@
+"""How many Twilio webhook turns per second `ivr serve` answers, against its own floor.
+
+N simulated inbound calls run concurrently (asyncio + httpx), each signed like Twilio signs
+(``RequestValidator.compute_signature``) and each walking a whole new request:
+
+    voice → 1 (new) → 1 (industry) → 1 (Shokouhieh) → recorded (RecordingUrl on a local file
+    server) → 2 (confirm) → 1 (caller ID) → # (no national ID) → 1 (register) → status completed
+
+Every turn's latency is measured and each answer checked (the right prompt came back). Then the
+same number of requests goes to ``POST /twiml/ping`` — TwiML with no session, no database — with
+the same concurrency: the floor of the web stack. Both are printed, with their ratio.
+
+Without ``--base-url`` the benchmark starts ``ivr serve`` itself on a free loopback port with a
+temporary storage directory (SQLite) and a random auth token, and stops it at the end. Only
+loopback addresses are accepted: the server must fetch the recording from this machine.
+
+    .venv/bin/python benchmarks/twilio_turns.py --calls 200 --concurrency 50
+
+Exit status: 0 all calls completed, 1 a call failed (the server's log is printed when the
+benchmark started it), 3 the time limit cut a phase short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import math
+import os
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import wave
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+CALLER = "+989121234567"
+ACCOUNT_SID = "AC" + "0" * 32
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    path: str
+    extra: dict[str, str]
+    expect: str
+    """A substring the answer must contain (or the status code, for the status callback)."""
+
+
+def call_steps(recording_url: str) -> list[Step]:
+    """The webhooks of one new request, in order, with what each answer must hold."""
+    return [
+        Step("voice", "/twilio/voice", {}, "main-menu.wav"),
+        Step("1 new request", "/twilio/gather", {"Digits": "1"}, "category-menu.wav"),
+        Step("1 industry", "/twilio/gather", {"Digits": "1"}, "place-intro.wav"),
+        Step("1 place", "/twilio/gather", {"Digits": "1"}, "<Record"),
+        Step(
+            "recorded",
+            "/twilio/recorded",
+            {"RecordingUrl": recording_url, "RecordingDuration": "3", "Digits": "#"},
+            "describe-review.wav",
+        ),
+        Step("2 confirm", "/twilio/gather", {"Digits": "2"}, "callback-your_number.wav"),
+        Step("1 caller ID", "/twilio/gather", {"Digits": "1"}, "nid-enter.wav"),
+        Step("# no national ID", "/twilio/gather", {"Digits": ""}, "summary-menu.wav"),
+        Step("1 register", "/twilio/gather", {"Digits": "1"}, "registered-done.wav"),
+        Step(
+            "status completed",
+            "/twilio/status",
+            {"CallStatus": "completed", "CallDuration": "60"},
+            "204",
+        ),
+    ]
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    """Seconds per successful turn."""
+    by_step: dict[str, list[float]] = field(default_factory=dict)
+    """The same, per step of the call (for the breakdown)."""
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    calls_completed: int = 0
+    calls_failed: int = 0
+    calls_unfinished: int = 0
+    trackings: set[str] = field(default_factory=set)
+    client_cpu: float = 0.0
+    """CPU seconds this process (the simulated Twilio) spent in the phase."""
+    server_cpu: float | None = None
+    """CPU seconds the server process spent in the phase, when it is ours to measure."""
+
+    @property
+    def turns(self) -> int:
+        return len(self.latencies)
+
+    def percentile(self, p: float, latencies: list[float] | None = None) -> float:
+        """Nearest-rank percentile, in milliseconds."""
+        latencies = self.latencies if latencies is None else latencies
+        if not latencies:
+            return math.nan
+        ordered = sorted(latencies)
+        rank = max(1, math.ceil(p / 100 * len(ordered)))
+        return ordered[rank - 1] * 1000
+
+    @property
+    def rate(self) -> float:
+        return self.turns / self.seconds if self.seconds else 0.0
+
+
+# --- the Twilio side -----------------------------------------------------------------------------
+
+
+class Caller:
+    """One simulated call: Twilio's standard parameters, signed for each URL."""
+
+    def __init__(self, base_url: str, validator: RequestValidator) -> None:
+        self.base_url = base_url
+        self.validator = validator
+        self.call_sid = "CA" + secrets.token_hex(16)
+        self.status = "ringing"
+
+    def request(self, path: str, extra: dict[str, str]) -> tuple[str, dict[str, str], dict]:
+        params = {
+            "AccountSid": ACCOUNT_SID,
+            "ApiVersion": "2010-04-01",
+            "CallSid": self.call_sid,
+            "CallStatus": self.status,
+            "Called": "124",
+            "Caller": CALLER,
+            "Direction": "inbound",
+            "From": CALLER,
+            "To": "124",
+        } | extra
+        url = self.base_url + path
+        if "RecordingUrl" in extra:
+            params["RecordingSid"] = "RE" + secrets.token_hex(16)
+        headers = {
+            "X-Twilio-Signature": self.validator.compute_signature(url, params),
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        return url, params, headers
+
+
+TRACKING_SPAN = re.compile(r"registered-done\.wav</Play>(.*?)registered-repeat\.wav", re.S)
+DIGIT = re.compile(r"/num-(\d)\.wav")
+
+
+async def one_call(
+    client: httpx.AsyncClient,
+    caller: Caller,
+    steps: list[Step],
+    phase: Phase,
+) -> None:
+    for index, step in enumerate(steps):
+        url, params, headers = caller.request(step.path, step.extra)
+        started = time.perf_counter()
+        try:
+            reply = await client.post(url, data=params, headers=headers)
+        except httpx.HTTPError as exc:
+            phase.calls_failed += 1
+            phase.errors.append(f"turn {index} {step.path}: {type(exc).__name__}: {exc}")
+            return
+        elapsed = time.perf_counter() - started
+        ok = (
+            reply.status_code == 204
+            if step.expect == "204"
+            else reply.status_code == 200 and step.expect in reply.text
+        )
+        if not ok:
+            phase.calls_failed += 1
+            phase.errors.append(
+                f"turn {index} {step.path} {step.extra}: HTTP {reply.status_code} "
+                f"{reply.text[:300]!r}"
+            )
+            return
+        phase.latencies.append(elapsed)
+        phase.by_step.setdefault(step.label, []).append(elapsed)
+        caller.status = "in-progress"
+        span = TRACKING_SPAN.search(reply.text)
+        if span:
+            phase.trackings.add("".join(DIGIT.findall(span.group(1))))
+    phase.calls_completed += 1
+
+
+@asynccontextmanager
+async def client_pool(size: int) -> AsyncIterator[asyncio.Queue[httpx.AsyncClient]]:
+    """``size`` clients of one connection each: a call (or worker) borrows one at a time.
+
+    One shared ``AsyncClient`` with a pool of 50 connections costs several times more CPU per
+    request than 50 single-connection clients, and on a small machine that CPU is taken from the
+    server being measured.
+    """
+    clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    made = [httpx.AsyncClient(timeout=30.0) for _ in range(size)]
+    for client in made:
+        clients.put_nowait(client)
+    try:
+        yield clients
+    finally:
+        await asyncio.gather(*(client.aclose() for client in made))
+
+
+async def run_calls(
+    base_url: str, token: str, recording_url: str, calls: int, concurrency: int, limit_s: float
+) -> Phase:
+    phase = Phase("new-request calls")
+    steps = call_steps(recording_url)
+    validator = RequestValidator(token)
+
+    async with client_pool(concurrency) as clients:
+
+        async def call() -> None:
+            client = await clients.get()
+            try:
+                await one_call(client, Caller(base_url, validator), steps, phase)
+            finally:
+                clients.put_nowait(client)
+
+        tasks = [asyncio.create_task(call()) for _ in range(calls)]
+        started, cpu = time.perf_counter(), time.process_time()
+        _done, pending = await asyncio.wait(tasks, timeout=limit_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        phase.seconds = time.perf_counter() - started
+        phase.client_cpu = time.process_time() - cpu
+        phase.calls_unfinished = len(pending)
+    return phase
+
+
+async def run_ping(
+    base_url: str, token: str, turns: int, concurrency: int, limit_s: float
+) -> Phase:
+    """``turns`` signed POSTs to /twiml/ping, ``concurrency`` at a time: the floor."""
+    phase = Phase("/twiml/ping floor")
+    validator = RequestValidator(token)
+    remaining = turns
+
+    async with client_pool(concurrency) as clients:
+
+        async def worker() -> None:
+            nonlocal remaining
+            client = await clients.get()
+            caller = Caller(base_url, validator)
+            while remaining > 0:
+                remaining -= 1
+                url, params, headers = caller.request("/twiml/ping", {"Digits": "1"})
+                started = time.perf_counter()
+                try:
+                    reply = await client.post(url, data=params, headers=headers)
+                except httpx.HTTPError as exc:
+                    phase.errors.append(f"ping: {type(exc).__name__}: {exc}")
+                    continue
+                if reply.status_code == 200 and "<Hangup" in reply.text:
+                    phase.latencies.append(time.perf_counter() - started)
+                else:
+                    phase.errors.append(f"ping: HTTP {reply.status_code} {reply.text[:200]!r}")
+            clients.put_nowait(client)
+
+        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        started, cpu = time.perf_counter(), time.process_time()
+        _done, pending = await asyncio.wait(workers, timeout=limit_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        phase.seconds = time.perf_counter() - started
+        phase.client_cpu = time.process_time() - cpu
+    return phase
+
+
+# --- the server and the recording ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, limit_s: float = 30) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"{url} exited with {process.returncode} before it was ready")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer within {limit_s:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def ivr_command() -> str:
+    beside = Path(sys.executable).with_name("ivr")
+    found = str(beside) if beside.is_file() else shutil.which("ivr")
+    if not found:
+        raise SystemExit("the `ivr` command is not installed (pip install -e .)")
+    return found
+
+
+@dataclass
+class Served:
+    base_url: str
+    token: str
+    db_path: Path | None
+    log_path: Path | None
+    pid: int | None = None
+
+    def cpu_seconds(self) -> float | None:
+        """The server's user + system CPU time so far (Linux /proc), None if unknown."""
+        if self.pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def ivr_server(work: Path) -> Iterator[Served]:
+    """``ivr db upgrade`` and ``ivr serve`` on a temporary storage directory."""
+    storage = work / "storage"
+    token = secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env |= {
+        "IVR_STORAGE_DIR": str(storage),
+        "IVR_DATABASE_URL": "",
+        "IVR_TWILIO_AUTH_TOKEN": token,
+    }
+    subprocess.run([ivr_command(), "db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    log_path = work / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [ivr_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(f"{base_url}/healthz", process)
+        yield Served(base_url, token, storage / "ivr.db", log_path, process.pid)
+    finally:
+        stop(process)
+
+
+@contextmanager
+def recording_server(work: Path) -> Iterator[str]:
+    """A 3 s 8 kHz WAV on a static file server in its own process; yields its URL."""
+    folder = work / "audio"
+    folder.mkdir()
+    rate = 8000
+    with wave.open(str(folder / "description.wav"), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(
+            b"".join(
+                struct.pack("<h", int(12000 * math.sin(2 * math.pi * 440 * i / rate)))
+                for i in range(3 * rate)
+            )
+        )
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/description.wav"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        stop(process)
+
+
+def loopback(base_url: str) -> bool:
+    host = urllib.parse.urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- reporting -----------------------------------------------------------------------------------
+
+
+def describe(phase: Phase) -> list[str]:
+    lines = [
+        f"{phase.name}:",
+        f"  turns answered   {phase.turns} in {phase.seconds:.2f} s = {phase.rate:.1f} turns/s",
+        f"  turn latency     p50 {phase.percentile(50):.1f} ms   p99 {phase.percentile(99):.1f} ms"
+        f"   max {max(phase.latencies, default=math.nan) * 1000:.1f} ms"
+        f"   mean {statistics.fmean(phase.latencies) * 1000 if phase.latencies else math.nan:.1f}"
+        " ms",
+    ]
+    cpu = f"  CPU              client {phase.client_cpu:.1f} s"
+    if phase.server_cpu is not None:
+        cpu += f", server {phase.server_cpu:.1f} s"
+    cpu += f" over {phase.seconds:.1f} s of wall time"
+    if phase.server_cpu is not None and phase.turns:
+        cpu += f"; server {phase.server_cpu / phase.turns * 1000:.2f} ms CPU per turn"
+    lines.append(cpu)
+    if phase.name != "/twiml/ping floor":
+        lines.append(
+            f"  calls            {phase.calls_completed} completed, {phase.calls_failed} failed,"
+            f" {phase.calls_unfinished} unfinished at the time limit"
+        )
+    if phase.errors:
+        lines.append(f"  errors           {len(phase.errors)}; first: {phase.errors[0]}")
+    for label, latencies in phase.by_step.items():
+        lines.append(
+            f"    {label:<18} p50 {phase.percentile(50, latencies):7.1f} ms"
+            f"   p99 {phase.percentile(99, latencies):7.1f} ms"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=200, help="simulated calls (default 200)")
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="calls in progress at once (default 50)"
+    )
+    parser.add_argument(
+        "--base-url",
+        help="a running server on loopback (default: start `ivr serve` on a temp storage)",
+    )
+    parser.add_argument(
+        "--token", help="its Twilio auth token (default: $IVR_TWILIO_AUTH_TOKEN) with --base-url"
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=120.0,
+        help="time limit of each phase; unfinished calls are cancelled (default 120)",
+    )
+    args = parser.parse_args(argv)
+    if args.calls < 1 or args.concurrency < 1 or args.max_seconds <= 0:
+        parser.error("--calls, --concurrency and --max-seconds must be positive")
+    if args.base_url and not loopback(args.base_url):
+        parser.error("--base-url must be a loopback address (127.0.0.1, ::1, localhost)")
+    token = args.token or os.environ.get("IVR_TWILIO_AUTH_TOKEN", "")
+    if args.base_url and not token:
+        parser.error("--base-url needs --token or IVR_TWILIO_AUTH_TOKEN")
+
+    with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
+        work = Path(tmp)
+        with recording_server(work) as recording_url:
+            if args.base_url:
+                served = Served(args.base_url.rstrip("/"), token, None, None)
+                return report(served, recording_url, args)
+            with ivr_server(work) as served:
+                code = report(served, recording_url, args)
+                if code == 1 and served.log_path is not None:
+                    print("--- ivr serve log (tail) ---")
+                    print(served.log_path.read_text(errors="replace")[-3000:])
+                return code
+
+
+def report(served: Served, recording_url: str, args: argparse.Namespace) -> int:
+    print(
+        f"server {served.base_url}: {args.calls} calls × 10 turns, concurrency "
+        f"{args.concurrency}, ≤ {args.max_seconds:.0f} s per phase, {os.cpu_count()} CPUs"
+    )
+    before = served.cpu_seconds()
+    flow = asyncio.run(
+        run_calls(
+            served.base_url,
+            served.token,
+            recording_url,
+            args.calls,
+            args.concurrency,
+            args.max_seconds,
+        )
+    )
+    middle = served.cpu_seconds()
+    ping = asyncio.run(
+        run_ping(served.base_url, served.token, flow.turns, args.concurrency, args.max_seconds)
+    )
+    after = served.cpu_seconds()
+    if before is not None and middle is not None and after is not None:
+        flow.server_cpu, ping.server_cpu = middle - before, after - middle
+    for line in describe(flow) + describe(ping):
+        print(line)
+    print(f"  tickets created  {len(flow.trackings)} tracking numbers read out", end="")
+    if served.db_path is not None:
+        with sqlite3.connect(f"file:{served.db_path}?mode=ro", uri=True) as db:
+            print(f", {db.execute('SELECT count(*) FROM ticket').fetchone()[0]} in the database")
+    else:
+        print()
+    if flow.rate and ping.rate:
+        print(
+            f"ratio: the floor answers {ping.rate / flow.rate:.1f}× more turns/s; a call turn's "
+            f"p50 is {flow.percentile(50) / ping.percentile(50):.1f}× the floor's"
+        )
+    if flow.server_cpu and ping.server_cpu and flow.turns and ping.turns:
+        per_flow, per_ping = flow.server_cpu / flow.turns, ping.server_cpu / ping.turns
+        print(f"       server CPU per call turn is {per_flow / per_ping:.1f}× the floor's")
+    if ping.client_cpu > 0.8 * ping.seconds:
+        print(
+            "note: the simulated Twilio kept a CPU busy during the floor phase, so the floor's "
+            "turns/s is bounded by the client here, not by the server"
+        )
+    if flow.calls_failed or ping.errors:
+        return 1
+    return 3 if flow.calls_unfinished or ping.turns < flow.turns else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
