@@ -1,0 +1,118 @@
+"""Asterisk transport: FastAGI in, AGI commands out; nothing here decides where a call goes.
+
+Each call is one FastAGI connection (one thread). The session's state stays in memory for the
+call's life and is saved after every turn, so a database hiccup is heard by nobody. The
+transfer to agents is done by Asterisk itself: the controller sets ``IVR_ACTION=transfer`` and
+``IVR_QUEUE`` and returns, and the dialplan (``dialplans/extensions.conf``) runs ``Queue()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.flow import actions as act
+from ivr.flow.events import Digits, Event, Hangup, RecordingFinished, Timeout
+from ivr.prompts import ASTERISK_SUBDIR, file_stem, read_wav_info
+from ivr.session import CallSession, Services
+from ivr.settings import Settings
+from ivr.telephony.agi import AgiCall, CallerHungUp, FastAgiServer
+
+log = logging.getLogger(__name__)
+
+
+def sound_name(audio: act.Audio) -> str:
+    """What STREAM FILE plays: ``ivr124/<stem>`` under sounds/fa/, or a recording's path."""
+    if isinstance(audio, act.Recorded):
+        return str(Path(audio.path).with_suffix(""))
+    return f"{ASTERISK_SUBDIR}/{file_stem(audio)}"
+
+
+@dataclass
+class AsteriskCalls:
+    """The FastAGI handler: walks one caller through the flow over AGI."""
+
+    services: Services
+    settings: Settings
+
+    def __call__(self, call: AgiCall) -> None:
+        external_id = call.uniqueid or f"agi-{uuid.uuid4().hex[:12]}"
+        session, actions = CallSession.start(
+            self.services,
+            channel="asterisk",
+            external_id=external_id,
+            caller=call.callerid or None,
+            called=call.extension or None,
+            province=self.settings.province,
+        )
+        try:
+            while (event := self._perform(call, session, actions)) is not None:
+                actions = session.feed(event)
+        except CallerHungUp:
+            session.feed(Hangup())
+            raise
+
+    def _perform(
+        self, call: AgiCall, session: CallSession, actions: tuple[act.Action, ...]
+    ) -> Event | None:
+        """Carry out one turn; return the caller's answer, or None when the AGI part is over."""
+        for action in actions:
+            match action:
+                case act.Play(prompts):
+                    call.stream([sound_name(a) for a in prompts])
+                case act.Gather():
+                    return _gather(call, action)
+                case act.Record():
+                    return self._record(call, session, action)
+                case act.Transfer(queue):
+                    call.set_variable("IVR_ACTION", "transfer")
+                    call.set_variable("IVR_QUEUE", queue)
+                    return None
+                case act.HangUp():
+                    call.set_variable("IVR_ACTION", "hangup")
+                    return None
+        return None
+
+    def _record(self, call: AgiCall, session: CallSession, record: act.Record) -> Event:
+        folder = self.settings.recordings_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        base = folder / f"asterisk-{_safe(session.external_id)}-{uuid.uuid4().hex[:6]}"
+        try:
+            call.record(
+                str(base),
+                "wav",
+                record.finish_on_key,
+                record.max_s * 1000,
+                beep=record.beep,
+                silence_s=5,
+            )
+        except CallerHungUp:
+            base.with_suffix(".wav").unlink(missing_ok=True)  # no ticket will ever point to it
+            raise
+        path = base.with_suffix(".wav")
+        if not path.is_file():
+            return RecordingFinished(None, 0.0)
+        return RecordingFinished(str(path), read_wav_info(path).duration)
+
+
+def _gather(call: AgiCall, gather: act.Gather) -> Event:
+    """GET DATA rules in, flow events out: ``#`` first means "finish key alone"."""
+    digits, timed_out = call.gather(
+        [sound_name(a) for a in gather.prompts], gather.timeout_s * 1000, gather.max_digits
+    )
+    if digits == "#" and gather.finish_on_key == "#":
+        return Digits("")
+    if not digits and timed_out:
+        return Timeout()
+    return Digits(digits)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text)
+
+
+def agi_server(services: Services, settings: Settings) -> FastAgiServer:
+    """The FastAGI server ``ivr serve`` runs beside the web app."""
+    return FastAgiServer(AsteriskCalls(services, settings), settings.agi_host, settings.agi_port)

@@ -1,0 +1,60 @@
+"""dialplans/extensions.conf and queues.conf as an operator would include them: what the
+ivr-124 context does with the channel variables the IVR sets, and without the IVR."""
+
+from __future__ import annotations
+
+from ivr.telephony.agi import AgiCall
+
+
+def test_transfer_puts_the_caller_in_the_agents_queue(agi, ami, dial):
+    def handler(call: AgiCall) -> None:
+        call.set_variable("IVR_ACTION", "transfer")
+
+    agi.serve(handler)
+    with ami.events("QueueCallerJoin", "AgentConnect", "Hangup") as events:
+        d = dial()
+        _call, error = agi.finished()
+        assert error is None, error
+        ivr_leg = d.originated.uniqueid
+        joined = events.get("QueueCallerJoin", timeout=10, Uniqueid=ivr_leg)
+        assert joined["Queue"] == "124-agents"
+        connected = events.get("AgentConnect", timeout=10, Uniqueid=ivr_leg)
+        assert connected["MemberName"] == "Test Agent"
+        d.hang_up()
+        events.get("Hangup", timeout=10, Uniqueid=ivr_leg)
+
+
+def test_the_ivr_may_name_another_queue(agi, ami, dial):
+    def handler(call: AgiCall) -> None:
+        call.set_variable("IVR_ACTION", "transfer")
+        call.set_variable("IVR_QUEUE", "no-such-queue")
+
+    agi.serve(handler)
+    with ami.events("VarSet", "QueueCallerJoin", "Hangup") as events:
+        d = dial()
+        agi.finished()
+        # Queue() on an unknown queue returns at once (QUEUESTATUS=UNKNOWN); the call ends.
+        status = events.get(
+            "VarSet", timeout=10, Uniqueid=d.originated.uniqueid, Variable="QUEUESTATUS"
+        )
+        assert status["Value"] == "UNKNOWN"
+        events.get("Hangup", timeout=10, Uniqueid=d.originated.uniqueid)
+
+
+def test_without_a_transfer_the_call_ends(agi, ami, dial):
+    agi.serve(lambda call: call.set_variable("IVR_ACTION", "hangup"))
+    with ami.events("QueueCallerJoin", "Hangup") as events:
+        d = dial()
+        agi.finished()
+        events.get("Hangup", timeout=10, Uniqueid=d.originated.uniqueid)
+        assert events.collected("QueueCallerJoin") == []
+
+
+def test_an_unreachable_ivr_sends_callers_to_the_agents(ami, dial):
+    # No FastAGI server on the port: AGI() fails with AGISTATUS=FAILURE and no IVR_ACTION.
+    with ami.events("QueueCallerJoin", "Hangup") as events:
+        d = dial()
+        joined = events.get("QueueCallerJoin", timeout=10, Uniqueid=d.originated.uniqueid)
+        assert joined["Queue"] == "124-agents"
+        d.hang_up()
+        events.get("Hangup", timeout=10, Uniqueid=d.originated.uniqueid)
