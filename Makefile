@@ -5,8 +5,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 IVR    := $(BIN)/ivr
+PBX_SOUNDS := /var/cache/ivr124/asterisk-root/opt/ivr/data/sounds
 
-.PHONY: run test lint system-deps install prompts db pbx clean bench
+.PHONY: run test lint system-deps test-deps install prompts db pbx pbx-root clean
+
+# $(call apt_missing,command:package ...): apt-get install the packages whose command is missing.
+define apt_missing
+missing=""; for pair in $(1); do \
+  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (install as root)"; exit 1; fi; \
+  echo "installing:$$missing"; apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+endef
 
 run: install prompts db
 	@echo
@@ -14,27 +25,28 @@ run: install prompts db
 	@echo "  Twilio: point the number's Voice webhook (POST) at <your public URL>/twilio/voice,"
 	@echo "          its status callback at <your public URL>/twilio/status, and set"
 	@echo "          IVR_TWILIO_AUTH_TOKEN (and IVR_PUBLIC_URL behind a proxy)."
+	@echo "  Asterisk: include dialplans/extensions.conf; calls reach FastAGI on port 4573."
 	@echo "  Terminal phone, in another shell:  $(IVR) call"
 	@echo
 	$(IVR) serve
 
-test: install prompts
+# PostgreSQL is started (as root) unless IVR_TEST_POSTGRES_URL names one already.
+test: install test-deps prompts pbx-root
 	$(BIN)/ruff check ivr tests benchmarks
-	$(BIN)/pytest
+	IVR_TEST_POSTGRES_URL="$${IVR_TEST_POSTGRES_URL:-$$( [ "$$(id -u)" = 0 ] && bash .ci/postgres.sh)}" \
+	  $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check ivr tests benchmarks
 	$(BIN)/ruff format --check ivr tests benchmarks
 
-# Debian packages the prompts and the tests need; installed only when missing (needs root).
+# Debian packages, installed only when missing: what the prompts need ...
 system-deps:
-	@missing=""; \
-	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
-	command -v sox >/dev/null || missing="$$missing sox"; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	@$(call apt_missing,espeak-ng:espeak-ng sox:sox)
+
+# ... and what the tests need besides: sipp, mmdebstrap for the Asterisk root, PostgreSQL.
+test-deps:
+	@$(call apt_missing,sipp:sip-tester mmdebstrap:mmdebstrap pg_ctlcluster:postgresql)
 
 install: system-deps $(VENV)/.installed
 
@@ -49,6 +61,17 @@ prompts: install
 
 db: install
 	$(IVR) db upgrade
+
+# The test PBX: Asterisk 22 from Debian testing in a root of its own (it is not in Debian 12).
+pbx-root: install
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m ivr.telephony.testpbx build; \
+	else echo "not root: no Asterisk root, the Asterisk tests will be skipped"; fi
+
+# Start the test PBX with the project's dialplans and prompts, for a SIP softphone (baresip).
+pbx: prompts pbx-root
+	$(IVR) prompts install --asterisk $(PBX_SOUNDS)
+	@echo "Start the controller in another shell: $(IVR) serve"
+	$(BIN)/python -m ivr.telephony.testpbx run
 
 clean:
 	rm -rf $(VENV) prompts/generated

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
 
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = ""
+    """Asterisk's manager login (manager.conf); empty: no AMI, so no queue data in the call
+    records (waits, abandons, which agent answered)."""
+    ami_secret: str = ""
+
     twilio_auth_token: str = ""
     twilio_account_sid: str = ""
     twilio_insecure_dev: bool = False

@@ -73,6 +73,8 @@ def make_env(
         IVR_STORAGE_DIR=str(storage),
         IVR_PROMPTS_DIR=str(PROMPTS_DIR),
         IVR_DATABASE_URL="",
+        IVR_AGI_PORT=str(free_port()),  # every server runs a FastAGI listener of its own
+        IVR_SCHEDULER_ENABLED="false",  # the scheduler has tests of its own (tests/multinode)
         PYTHONUNBUFFERED="1",
     )
     if token is not None:

@@ -6,9 +6,12 @@ into Asia/Tehran Jalali dates only when shown or spoken.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
+from typing import Any, Protocol
 
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -60,6 +63,27 @@ class Ticket(SQLModel, table=True):
     due_at: datetime | None = Field(default=None, index=True)
     """When an answer is promised (the resolution deadline)."""
 
+    # The SLA clocks (ivr.calendar.policy.deadlines): None while a pause stops a clock.
+    first_response_due_at: datetime | None = None
+    first_response_warn_at: datetime | None = None
+    resolution_warn_at: datetime | None = None
+    responded_at: datetime | None = None
+    """The first status change out of ``registered`` made by a person: stops the first clock."""
+    first_response_warned_at: datetime | None = None
+    resolution_warned_at: datetime | None = None
+    """When the watch wrote the 75 % warning line; set once, so it is written once."""
+    escalation_level: int = Field(default=0, index=True, sa_column_kwargs={"server_default": "0"})
+    """0 none, 1 the province's supervisors, 2 the ministry's national supervisors."""
+    escalated_at: datetime | None = None
+    """When the current escalation level was reached."""
+    sla_check_at: datetime | None = Field(default=None, index=True)
+    """When the overdue watch must next look at this ticket; None: nothing pending.
+
+    One index serves warnings, both escalation levels and closed tickets' clean-up, and a
+    minute's scan touches only tickets with something due, not every open ticket.  It is a hint:
+    the watch re-checks the real columns, so an early value costs one look, never a wrong step.
+    """
+
 
 class TicketEvent(SQLModel, table=True):
     """One line of a ticket's history: every change, who made it and when."""
@@ -107,6 +131,19 @@ class Call(SQLModel, table=True):
     state: str = "{}"
     """The flow engine's state as JSON, so any node can take the call's next webhook."""
 
+    # The agents' queue, from Asterisk's AMI events (ivr.telephony.queue_events): how long a
+    # transferred caller waited and whether a person answered. None for calls never queued.
+    queue: str | None = Field(default=None, max_length=64)
+    queue_joined_at: datetime | None = None
+    queue_left_at: datetime | None = None
+    queue_wait_s: float | None = None
+    """Seconds from joining the queue to an agent answering, the caller hanging up, or the
+    queue giving up."""
+    queue_outcome: str | None = Field(default=None, max_length=16)
+    """connected, abandoned (the caller hung up while waiting) or left (the queue gave up)."""
+    agent: str | None = Field(default=None, max_length=128)
+    """The queue member who answered (its MemberName in queues.conf)."""
+
 
 class CallStep(SQLModel, table=True):
     """One turn of one call: where the caller was, what they did, what came of it."""
@@ -120,3 +157,177 @@ class CallStep(SQLModel, table=True):
     event: str = Field(max_length=24)
     key: str | None = Field(default=None, max_length=32)
     outcome: str = Field(max_length=24)
+
+
+OPEN_STATUSES: tuple[str, ...] = tuple(
+    s.value for s in (Status.REGISTERED, Status.IN_REVIEW, Status.REFERRED)
+)
+"""Statuses whose SLA clocks run: not paused (waiting for the caller) and not finished."""
+UNFINISHED_STATUSES: tuple[str, ...] = (*OPEN_STATUSES, Status.WAITING_FOR_CALLER.value)
+"""Statuses whose deadlines still matter, so a calendar change recomputes them."""
+
+
+def as_aware(moment: datetime | None) -> datetime | None:
+    """Aware UTC, reading a naive value as UTC (``ivr.calendar`` returns naive UTC)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class DeadlinesLike(Protocol):
+    """``ivr.calendar.Deadlines`` (not imported: the models stay below the calendar)."""
+
+    @property
+    def first_response_due(self) -> datetime | None: ...
+    @property
+    def resolution_due(self) -> datetime | None: ...
+    @property
+    def first_response_warn(self) -> datetime | None: ...
+    @property
+    def resolution_warn(self) -> datetime | None: ...
+
+
+def deadline_columns(deadlines: DeadlinesLike) -> dict[str, datetime | None]:
+    """A ticket's deadline columns (aware UTC) from the calendar's naive-UTC ``Deadlines``."""
+    return {
+        "due_at": as_aware(deadlines.resolution_due),
+        "first_response_due_at": as_aware(deadlines.first_response_due),
+        "first_response_warn_at": as_aware(deadlines.first_response_warn),
+        "resolution_warn_at": as_aware(deadlines.resolution_warn),
+    }
+
+
+def next_sla_check(row: Any) -> datetime | None:
+    """The earliest pending moment of a ticket-like ``row`` (Ticket or a result row), or None.
+
+    Warnings not yet written, the resolution deadline before level 1; a ticket already escalated
+    is looked at again now-ish (its level-2 moment needs the calendar, which the watch has).
+    """
+    if row.status not in OPEN_STATUSES:
+        return None
+    moments: list[datetime | None] = []
+    if row.responded_at is None and row.first_response_warned_at is None:
+        moments.append(row.first_response_warn_at)
+    if row.resolution_warned_at is None and row.escalation_level == 0:
+        moments.append(row.resolution_warn_at)
+    if row.escalation_level == 0:
+        moments.append(row.due_at)
+    elif row.escalation_level == 1:
+        moments.append(row.escalated_at)
+    found = [as_aware(m) for m in moments if m is not None]
+    return min(found) if found else None  # type: ignore[type-var]
+
+
+StatusChange = tuple[datetime, str | None, str | None]
+"""(when, old status, new status) from a ticket's history."""
+
+
+def pauses_from_history(changes: Iterable[StatusChange]) -> list[tuple[datetime, datetime | None]]:
+    """Intervals spent waiting for the caller (the last one open if still waiting), aware UTC."""
+    pauses: list[tuple[datetime, datetime | None]] = []
+    started: datetime | None = None
+    for at, old, new in sorted(changes, key=lambda c: as_aware(c[0]) or c[0]):
+        moment = as_aware(at)
+        assert moment is not None
+        if new == Status.WAITING_FOR_CALLER and started is None:
+            started = moment
+        elif old == Status.WAITING_FOR_CALLER and new != old and started is not None:
+            pauses.append((started, moment))
+            started = None
+    if started is not None:
+        pauses.append((started, None))
+    return pauses
+
+
+# The calendar and the escalation ladder, as data an administrator edits ------------------------
+
+
+class HolidayRow(SQLModel, table=True):
+    """A closed day: fixed Jalali holiday, lunar holiday or one-off closure (ivr.calendar.store).
+
+    ``province`` None means nationwide.  ``estimated`` is the ``holidays`` package's word that a
+    lunar date awaits moon sighting; ``confirmed`` is an administrator's word that it is right.
+    """
+
+    __tablename__ = "holiday"
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(index=True)
+    name: str = Field(max_length=128)
+    kind: str = Field(max_length=16)
+    """fixed, lunar or closure."""
+    province: str | None = Field(default=None, max_length=32)
+    estimated: bool = False
+    confirmed: bool = False
+    updated_at: datetime = Field(default_factory=utcnow)
+    """With the row count, tells a process's cached calendar that the data changed."""
+
+
+class HolidaySeed(SQLModel, table=True):
+    """One row per Jalali year whose holidays were seeded: seed once, even with several nodes.
+
+    The primary key makes a second node's seed fail instead of doubling the year's holidays,
+    and a holiday an administrator removed is not seeded back.
+    """
+
+    __tablename__ = "holiday_seed"
+
+    jalali_year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seeded_at: datetime = Field(default_factory=utcnow)
+
+
+class ThursdayRuleRow(SQLModel, table=True):
+    """Thursday's status from ``effective_from`` on, until the next rule (a decree is a row)."""
+
+    __tablename__ = "thursday_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    effective_from: date = Field(index=True, unique=True)
+    open: bool = False
+    opens: time = time(8, 0)
+    closes: time = time(13, 0)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Supervisor(SQLModel, table=True):
+    """Who is told of an escalation: a province's supervisors (level 1), or national (level 2)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    email: str = Field(max_length=254)
+    province: str | None = Field(default=None, max_length=32, index=True)
+    """None: a national supervisor at the ministry."""
+    active: bool = True
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: one e-mail to one recipient for one step of one ticket.
+
+    UNIQUE(ticket_id, step, recipient) makes "queue this step" safe to repeat and to race: the
+    second insert fails.  ``sent_at`` is set in the transaction that claims the row, before the
+    SMTP conversation, so no restart or second node sends it again (ivr.notify).
+    """
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "step", "recipient", name="uq_notification_step"),
+        Index("ix_notification_pending", "sent_at", "not_before"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    step: str = Field(max_length=32)
+    """escalation-1, escalation-2 …"""
+    recipient: str = Field(max_length=254)
+    province: str = Field(max_length=32)
+    """Whose office hours the mail waits for (the recipient's province; national: Tehran)."""
+    sender: str = Field(max_length=254)
+    subject: str
+    body: str
+    """The plain-text part."""
+    body_html: str | None = None
+    """The HTML part (RTL Persian), sent as the alternative to ``body``."""
+    created_at: datetime = Field(default_factory=utcnow)
+    not_before: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_error: str | None = None

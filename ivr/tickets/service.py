@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,14 +27,19 @@ from sqlmodel import Session, col, select
 from ivr.speech import normalize_digits
 from ivr.tickets.db import session_scope
 from ivr.tickets.models import (
+    UNFINISHED_STATUSES,
     Call,
     CallStep,
     Category,
     Channel,
+    DeadlinesLike,
     Status,
     Ticket,
     TicketEvent,
     TrackingBlock,
+    deadline_columns,
+    next_sla_check,
+    pauses_from_history,
     utcnow,
 )
 from ivr.tickets.tracking import is_valid_tracking, tracking_from_sequence
@@ -75,6 +81,22 @@ class SettingsLike(Protocol):
     def spool_dir(self) -> Path: ...
     @property
     def node_name(self) -> str: ...
+
+
+class SlaClock(Protocol):
+    """Deadlines for a ticket (``ivr.calendar.store.SlaClock`` on the database calendar)."""
+
+    def deadlines(
+        self,
+        category: str,
+        province: str,
+        created_utc: datetime,
+        paused: Sequence[tuple[datetime, datetime | None]] = (),
+    ) -> DeadlinesLike: ...
+
+
+CLOCK_COLUMNS = ("due_at", "first_response_due_at", "first_response_warn_at", "resolution_warn_at")
+"""The deadline columns set at creation and recomputed after a pause."""
 
 
 class TicketNotFound(LookupError):
@@ -131,6 +153,8 @@ class TicketView:
     caller_number: str | None = None
     recording_path: str | None = None
     history: tuple[HistoryLine, ...] = ()
+    first_response_due_at: datetime | None = None
+    escalation_level: int = 0
 
 
 class TrackingAllocator:
@@ -209,8 +233,11 @@ class TicketService:
         block_size: int = 20,
         retries: int = 2,
         retry_delay: float = 0.05,
+        sla: SlaClock | None = None,
     ) -> None:
         self.engine = engine
+        self.sla = sla
+        """Sets every deadline at creation and recomputes them after a pause; optional."""
         self.spool_dir = Path(settings.spool_dir)
         self.allocator = TrackingAllocator(engine, settings.node_name, block_size)
         self._retries = retries
@@ -218,18 +245,30 @@ class TicketService:
 
     # -- creating -------------------------------------------------------------------------------
 
-    def create(self, draft: TicketDraft, *, due_at: datetime | None = None) -> CreatedTicket:
-        """Store a new ticket, or spool it if the database stays unreachable after quick retries."""
+    def create(
+        self,
+        draft: TicketDraft,
+        *,
+        due_at: datetime | None = None,
+        deadlines: DeadlinesLike | None = None,
+    ) -> CreatedTicket:
+        """Store a new ticket, or spool it if the database stays unreachable after quick retries.
+
+        Deadlines come from ``deadlines``, else from the service's SLA clock; an explicit
+        ``due_at`` (the older way to pass only the resolution deadline) wins over either.
+        """
         Channel(draft.channel)  # a bad value is a bug: fail before a number is spent
         Category(draft.category)
         created_at = _aware(utcnow())
+        clocks = self._clocks(draft, created_at, deadlines, due_at)
+        due_at = clocks["due_at"]
         tracking: str | None = None
         for attempt in range(self._retries + 1):
             try:
                 if tracking is None:
                     tracking = self.allocator.next_tracking()
                 with session_scope(self.engine) as session:
-                    self._add(session, tracking, asdict(draft), created_at, due_at)
+                    self._add(session, tracking, asdict(draft), created_at, clocks)
                 return CreatedTicket(tracking, spooled=False)
             except IntegrityError:
                 # An earlier try may have committed and lost only the reply; then all is well.
@@ -240,9 +279,29 @@ class TicketService:
                 log.warning("database unreachable creating a ticket (try %d)", attempt + 1)
                 if attempt < self._retries:
                     time.sleep(self._retry_delay * (attempt + 1))
-        path = self._spool(draft, tracking, created_at, due_at)
+        path = self._spool(draft, tracking, created_at, clocks)
         log.error("ticket %s spooled to %s", tracking or "(no number yet)", path)
         return CreatedTicket(tracking, spooled=True)
+
+    def _clocks(
+        self,
+        draft: TicketDraft,
+        created_at: datetime,
+        deadlines: DeadlinesLike | None,
+        due_at: datetime | None,
+    ) -> dict[str, datetime | None]:
+        """The deadline columns; a failing clock costs the deadline, never the ticket."""
+        if deadlines is None and self.sla is not None:
+            try:
+                deadlines = self.sla.deadlines(draft.category, draft.province, created_at)
+            except Exception:
+                log.exception("could not compute the deadlines of a new ticket")
+        clocks: dict[str, datetime | None] = dict.fromkeys(CLOCK_COLUMNS)
+        if deadlines is not None:
+            clocks.update(deadline_columns(deadlines))
+        if due_at is not None:
+            clocks["due_at"] = _aware(due_at)
+        return clocks
 
     def _add(
         self,
@@ -250,7 +309,7 @@ class TicketService:
         tracking: str,
         fields: dict[str, Any],
         created_at: datetime,
-        due_at: datetime | None,
+        clocks: dict[str, datetime | None],
         note: str | None = None,
     ) -> None:
         now = _stored(Ticket.created_at, created_at)
@@ -267,8 +326,14 @@ class TicketService:
             status=Status.REGISTERED.value,
             created_at=now,
             updated_at=_stored(Ticket.updated_at, now),
-            due_at=None if due_at is None else _stored(Ticket.due_at, due_at),
+            **{
+                name: None if value is None else _stored(getattr(Ticket, name), value)
+                for name, value in clocks.items()
+                if name in CLOCK_COLUMNS
+            },
         )
+        check = next_sla_check(ticket)
+        ticket.sla_check_at = None if check is None else _stored(Ticket.sla_check_at, check)
         session.add(ticket)
         session.flush()
         assert ticket.id is not None
@@ -290,13 +355,14 @@ class TicketService:
         draft: TicketDraft,
         tracking: str | None,
         created_at: datetime,
-        due_at: datetime | None,
+        clocks: dict[str, datetime | None],
     ) -> Path:
         record = {
             "version": 1,
             "tracking": tracking,
             "created_at": _iso(created_at),
-            "due_at": _iso(due_at),
+            "due_at": _iso(clocks.get("due_at")),
+            "clocks": {name: _iso(value) for name, value in clocks.items()},
             "draft": asdict(draft),
         }
         stamp = created_at.strftime("%Y%m%dT%H%M%S%f")
@@ -335,8 +401,9 @@ class TicketService:
                 else:
                     created_at = _parse_iso(record["created_at"])
                     assert created_at is not None
-                    due_at = _parse_iso(record["due_at"])
-                    self._add(session, tracking, record["draft"], created_at, due_at, SPOOLED_NOTE)
+                    clocks = {k: _parse_iso(v) for k, v in record.get("clocks", {}).items()}
+                    clocks["due_at"] = _parse_iso(record["due_at"])
+                    self._add(session, tracking, record["draft"], created_at, clocks, SPOOLED_NOTE)
                     stored = 1
         except IntegrityError:  # another process replayed the same file at the same moment
             with Session(self.engine) as session:
@@ -403,6 +470,10 @@ class TicketService:
                 caller_number=t.caller_number,
                 recording_path=t.recording_path,
                 history=tuple(history.get(t.id or 0, ())),
+                first_response_due_at=(
+                    None if t.first_response_due_at is None else _aware(t.first_response_due_at)
+                ),
+                escalation_level=t.escalation_level,
             )
             for t in tickets
         ]
@@ -417,7 +488,9 @@ class TicketService:
         with session_scope(self.engine) as session:
             ticket = self._for_update(session, tracking)
             if ticket.status != new:
+                old = ticket.status
                 self._change(session, ticket, "status", "status", new, actor, note)
+                self._after_status(session, ticket, old, actor)
             elif note:
                 self._change(session, ticket, "note", None, None, actor, note)
             return self._views(session, [ticket])[0]
@@ -429,10 +502,50 @@ class TicketService:
             if ticket.agency != agency:
                 self._change(session, ticket, "agency", "agency", agency, actor, note)
             if ticket.status != Status.REFERRED:
+                old = ticket.status
                 self._change(
                     session, ticket, "status", "status", Status.REFERRED.value, actor, None
                 )
+                self._after_status(session, ticket, old, actor)
             return self._views(session, [ticket])[0]
+
+    def _after_status(self, session: Session, ticket: Ticket, old: str, actor: str) -> None:
+        """Keep the SLA columns true after a status change.
+
+        Leaving ``registered`` (by a person) is the first response.  Waiting for the caller
+        pauses the clocks and coming back adds the paused time on, so the deadlines are
+        recomputed from the status history; and the watch is told when to look next.
+        """
+        now = utcnow()
+        if old == Status.REGISTERED and ticket.responded_at is None and actor != "system":
+            ticket.responded_at = _stored(Ticket.responded_at, now)
+        if self.sla is not None and ticket.status in UNFINISHED_STATUSES:
+            assert ticket.id is not None
+            changes = session.exec(
+                select(TicketEvent.at, TicketEvent.old_value, TicketEvent.new_value).where(
+                    col(TicketEvent.ticket_id) == ticket.id, col(TicketEvent.kind) == "status"
+                )
+            ).all()
+            try:
+                found = self.sla.deadlines(
+                    ticket.category,
+                    ticket.province,
+                    _aware(ticket.created_at),
+                    pauses_from_history((at, o, n) for at, o, n in changes),
+                )
+            except Exception:
+                log.exception("could not recompute the deadlines of %s", ticket.tracking)
+            else:
+                for name, value in deadline_columns(found).items():
+                    setattr(
+                        ticket,
+                        name,
+                        None if value is None else _stored(getattr(Ticket, name), value),
+                    )
+        check = next_sla_check(ticket)
+        ticket.sla_check_at = None if check is None else _stored(Ticket.sla_check_at, check)
+        session.add(ticket)
+        session.flush()
 
     @staticmethod
     def _for_update(session: Session, tracking: str) -> Ticket:

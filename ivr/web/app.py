@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from ivr.services import build_services
+from ivr.session import Services
 from ivr.settings import Settings, get_settings
 from ivr.telephony import twilio
 from ivr.web.deps import AppContext, get_context
@@ -16,10 +17,10 @@ from ivr.web.deps import AppContext, get_context
 STEM = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="ivr124", docs_url=None, redoc_url=None)
-    app.state.context = AppContext(settings, build_services(settings))
+    app.state.context = AppContext(settings, services or build_services(settings))
     app.include_router(twilio.router)
 
     @app.get("/prompts/fa/{stem}.wav")

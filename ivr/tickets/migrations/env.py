@@ -22,7 +22,13 @@ def _configure(connection: Connection) -> None:
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_ours,
     )
+
+
+def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Leave APScheduler's job table alone: APScheduler creates and owns it."""
+    return not (type_ == "table" and name == "apscheduler_jobs")
 
 
 def run_migrations_offline() -> None:
