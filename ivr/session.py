@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from ivr.flow import CallState, advance, menus
 from ivr.flow import actions as act
@@ -30,17 +29,13 @@ from ivr.tickets.service import CallStore, StepRecord, TicketDraft, TicketServic
 log = logging.getLogger(__name__)
 
 
-class Deadline(Protocol):
-    def __call__(self, category: str, province: str, created_utc: object) -> object: ...
-
-
 @dataclass
 class Services:
     """What a session needs from the outside world, built once per process."""
 
     tickets: TicketService
+    """Creates tickets with every deadline set from the database calendar."""
     calls: CallStore
-    deadline: Deadline
 
 
 class CallSession:
@@ -117,9 +112,7 @@ class CallSession:
             callback_number=action.callback_number,
             national_id=action.national_id,
         )
-        created_at = utcnow()
-        due = self.services.deadline(action.category, action.province, created_at)
-        created = self.services.tickets.create(draft, due_at=due)
+        created = self.services.tickets.create(draft)
         self.tracking_created = created.tracking
         return TicketCreated(created.tracking)
 
