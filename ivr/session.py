@@ -60,6 +60,7 @@ class CallSession:
         province: str,
     ) -> tuple[CallSession, tuple[act.Action, ...]]:
         """Open the call record (best effort: a call is answered even if the database is down)."""
+        services.tickets.allocator.ensure_ready()
         try:
             call_id = services.calls.open(channel, external_id, caller, called)
         except Exception:

@@ -198,6 +198,15 @@ class TrackingAllocator:
     def next_tracking(self) -> str:
         return tracking_from_sequence(self.next_sequence())
 
+    def ensure_ready(self) -> None:
+        """Hold a block before any number is needed (best effort), so that even the first
+        caller of a fresh node who confirms while the database is down hears a number."""
+        with self._lock:
+            ready = self._next < self._end or self._spare is not None or self._reserving
+            self._reserving = True if not ready else self._reserving
+        if not ready:
+            self._reserve_ahead()
+
     def _reserve_ahead(self) -> None:
         """Best effort: the current block still has numbers, so a failure here only logs."""
         block: int | None = None
