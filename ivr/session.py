@@ -9,7 +9,7 @@ ticket made from Twilio, Asterisk or the terminal goes through exactly the same 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 from ivr.flow import CallState, advance, menus
 from ivr.flow import actions as act
@@ -103,17 +103,8 @@ class CallSession:
     # --- ticket operations -----------------------------------------------------------------
 
     def _create(self, action: act.CreateTicket) -> TicketCreated:
-        draft = TicketDraft(
-            channel=action.channel,
-            province=action.province,
-            category=action.category,
-            place=action.place,
-            recording_path=action.recording_path,
-            caller_number=action.caller_number,
-            callback_number=action.callback_number,
-            national_id=action.national_id,
-        )
-        created = self.services.tickets.create(draft)
+        # The action carries exactly the draft's fields: the engine names them, the store keeps.
+        created = self.services.tickets.create(TicketDraft(**asdict(action)))
         self.tracking_created = created.tracking
         return TicketCreated(created.tracking)
 
@@ -122,15 +113,7 @@ class CallSession:
         if view is None:
             return TicketLookedUp(None)
         return TicketLookedUp(
-            TicketInfo(
-                tracking=view.tracking,
-                callback_number=view.callback_number,
-                category=view.category,
-                status=view.status,
-                agency=view.agency,
-                created_at=view.created_at,
-                due_at=view.due_at,
-            )
+            TicketInfo(**{f.name: getattr(view, f.name) for f in fields(TicketInfo)})
         )
 
     # --- the call's record -----------------------------------------------------------------
