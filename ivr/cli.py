@@ -39,58 +39,19 @@ def serve(
 ) -> None:
     """Start the hotline: web app (Twilio webhooks, prompt audio), FastAGI server for Asterisk
     and, unless told not to, the scheduler."""
-    import signal
-    import threading
-
-    import uvicorn
-
-    from ivr.scheduler import run_scheduler
-    from ivr.services import build_services
-    from ivr.telephony.asterisk import agi_server
-    from ivr.web.app import create_app
+    from ivr.server import run_hotline
 
     settings = get_settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run is ours
-    services = build_services(settings)
-    agi = agi_server(services, settings)  # Asterisk's calls, beside Twilio's webhooks
-    agi.serve_in_thread()
-    ami = None
-    if settings.ami_username:  # queue waits, abandons and agents into the call records
-        from ivr.telephony.queue_events import start_queue_events
-
-        ami, _recorder = start_queue_events(services.calls.engine, settings)
-    stop = threading.Event()
-    scheduler_thread = None
-    if settings.scheduler_enabled and not no_scheduler:
-        # A daemon thread: it follows or leads beside uvicorn and never keeps the process alive.
-        scheduler_thread = threading.Thread(
-            target=run_scheduler, args=(settings, stop), name="ivr-scheduler", daemon=True
-        )
-        scheduler_thread.start()
-
-        # uvicorn re-raises SIGTERM once it has shut down gracefully; the default action would
-        # end the process before the scheduler finishes its job and gives the lock back.
-        def _terminated(signum: int, _frame: object) -> None:
-            raise SystemExit(128 + signum)
-
-        signal.signal(signal.SIGTERM, _terminated)
-    try:
-        uvicorn.run(
-            create_app(settings, services),
-            host=host or settings.web_host,
-            port=port or settings.web_port,
-            log_level="warning",
-        )
-    finally:
-        agi.shutdown()
-        if ami is not None:
-            ami.close()
-        stop.set()
-        if scheduler_thread is not None:
-            scheduler_thread.join(timeout=30)
+    run_hotline(
+        settings,
+        host or settings.web_host,
+        port or settings.web_port,
+        scheduler=settings.scheduler_enabled and not no_scheduler,
+    )
 
 
 @app.command()

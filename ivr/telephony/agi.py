@@ -18,9 +18,11 @@ the channel) alive until it is.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
+import os
 import re
 import socket
 import socketserver
@@ -44,6 +46,19 @@ _RESULT = re.compile(
     r"^result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?(?:\s+endpos=(?P<endpos>-?\d+))?\s*$"
 )
 _NAME = re.compile(r"^[^\s\"\\]+$")
+
+# Benchmarks only: with IVR_AGI_TIMINGS=<path>, every command's round trip (sent -> result) and
+# the controller's think time before it (previous result -> sent) go to that file at exit, one
+# "<command>\t<round trip s>\t<think s or ->" line each. Off (None) otherwise: no cost.
+_TIMINGS_PATH = os.environ.get("IVR_AGI_TIMINGS", "")
+_timings: list[str] | None = [] if _TIMINGS_PATH else None
+
+
+@atexit.register
+def _write_timings() -> None:
+    if _timings:
+        with open(_TIMINGS_PATH, "a", encoding="utf-8") as f:
+            f.write("".join(_timings))
 
 
 class CallerHungUp(Exception):
@@ -186,6 +201,8 @@ class AgiCall:
         self.strict_prompts = strict_prompts
         self.missing_prompts: list[str] = []
         self.hung_up = False
+        # IVR_AGI_TIMINGS: the first think time runs from the AGI environment's arrival.
+        self._last_result = time.monotonic() if _timings is not None else None
 
     # ------------------------------------------------------------------ env
     @property
@@ -224,11 +241,17 @@ class AgiCall:
         """Send one AGI command, its name first (``command("WAIT FOR DIGIT", 5000)``), and
         return the reply; a dead channel raises CallerHungUp."""
         name = str(words[0]) if words else ""
+        sent = time.monotonic()
         try:
             res = self._agi.execute(*[str(w) for w in words])
         except (AGISIGPIPEHangup, EOFError, ConnectionError) as exc:
             self.hung_up = True
             raise CallerHungUp(name) from exc
+        if _timings is not None:
+            done = time.monotonic()
+            think = "-" if self._last_result is None else f"{sent - self._last_result:.6f}"
+            _timings.append(f"{name}\t{done - sent:.6f}\t{think}\n")  # list.append: thread-safe
+            self._last_result = done
         if res.code == 511:
             self.hung_up = True
             raise CallerHungUp(name)

@@ -235,6 +235,7 @@ class AmiClient:
         ping_interval: float = 2.0,
         connect_timeout: float = 3.0,
         reconnect_delay: float = 0.5,
+        event_mask: str | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._username, self._secret = username, secret
@@ -242,6 +243,11 @@ class AmiClient:
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout
         self.reconnect_delay = reconnect_delay
+        self.event_mask = event_mask
+        """AMI event classes this session wants (``Events`` action after every login, e.g.
+        "agent" for queue events); None: whatever the user's ``read`` allows. A client that
+        needs few events should set it: every event costs a parse here, and a PBX sends
+        dozens per call (AGI, dialplan steps, RTCP)."""
         self.reconnects = 0
         self._client: _Client | None = None
         self._up = threading.Event()
@@ -307,6 +313,11 @@ class AmiClient:
             raise AmiError(f"AMI login failed: {msg}")
         self._client = client
         self._up.set()
+        if self.event_mask is not None:
+            try:
+                self.action("Events", EventMask=self.event_mask)
+            except AmiError as exc:  # the session stays up; it only gets more events
+                log.warning("AMI Events %s refused: %s", self.event_mask, exc)
 
     def _teardown(self) -> None:
         self._up.clear()

@@ -72,10 +72,17 @@ class AgiHarness:
         self._handler: Callable[[AgiCall], None] = lambda call: None
         self._done: queue.Queue[tuple[AgiCall | None, BaseException | None]] = queue.Queue()
         self.server = FastAgiServer(
-            lambda call: self._handler(call),
+            self._handle,
             port=port,
             on_finished=lambda call, error: self._done.put((call, error)),
         )
+
+    def _handle(self, call: AgiCall) -> None:
+        """Run the test's handler; one that returns without deciding ends the call like the IVR
+        does (the dialplan sends a caller nobody decided about to the agents' queue)."""
+        self._handler(call)
+        if not call.hung_up and call.get_variable("IVR_ACTION") in (None, ""):
+            call.set_variable("IVR_ACTION", "hangup")
 
     def serve(self, handler: Callable[[AgiCall], None], strict_prompts: bool = False) -> None:
         self._handler = handler

@@ -63,7 +63,7 @@ def test_call_reaches_the_handler_with_its_environment(agi, ami, dial):
         assert env["agi_channel"].endswith(";1")
         assert seen["language"] == "fa"
         assert seen["thread"] is not threading.main_thread()
-        # The handler set no IVR_ACTION: the dialplan hangs up, the channel goes away.
+        # The call ended with IVR_ACTION=hangup: the dialplan hangs up, the channel goes away.
         events.get("Hangup", timeout=5, Uniqueid=d.originated.uniqueid)
 
 
