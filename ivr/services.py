@@ -11,8 +11,9 @@ from ivr.calendar import load_policies
 from ivr.calendar.store import CachedCalendar, SlaClock
 from ivr.session import Services
 from ivr.settings import Settings
+from ivr.tickets.calls import CallStore
 from ivr.tickets.db import make_engine
-from ivr.tickets.service import CallStore, TicketService
+from ivr.tickets.service import TicketService
 
 
 def build_services(settings: Settings) -> Services:

@@ -23,8 +23,9 @@ from ivr.flow.events import (
     TicketInfo,
     TicketLookedUp,
 )
+from ivr.tickets.calls import CallStore, StepRecord
 from ivr.tickets.models import utcnow
-from ivr.tickets.service import CallStore, StepRecord, TicketDraft, TicketService
+from ivr.tickets.service import TicketDraft, TicketService
 
 log = logging.getLogger(__name__)
 

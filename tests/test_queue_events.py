@@ -16,9 +16,9 @@ from sqlmodel import Session, select
 
 from ivr.telephony.ami import AmiEvent
 from ivr.telephony.queue_events import QueueEventRecorder
+from ivr.tickets.calls import CallStore
 from ivr.tickets.db import make_engine, upgrade
 from ivr.tickets.models import Call, as_aware
-from ivr.tickets.service import CallStore
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 

@@ -12,18 +12,12 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, func, select
 
 from ivr.settings import Settings
+from ivr.tickets.allocator import TrackingAllocator
+from ivr.tickets.calls import CallStore, StepRecord
 from ivr.tickets.db import make_engine, upgrade
 from ivr.tickets.models import Call, CallStep, Status, Ticket, TrackingBlock
 from ivr.tickets.render import jalali, ticket_detail, ticket_json, ticket_table
-from ivr.tickets.service import (
-    CallStore,
-    CreatedTicket,
-    StepRecord,
-    TicketDraft,
-    TicketNotFound,
-    TicketService,
-    TrackingAllocator,
-)
+from ivr.tickets.service import CreatedTicket, TicketDraft, TicketNotFound, TicketService
 from ivr.tickets.tracking import FIRST_BODY, is_valid_tracking
 
 

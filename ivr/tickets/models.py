@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -167,6 +167,10 @@ UNFINISHED_STATUSES: tuple[str, ...] = (*OPEN_STATUSES, Status.WAITING_FOR_CALLE
 """Statuses whose deadlines still matter, so a calendar change recomputes them."""
 
 
+@overload
+def as_aware(moment: datetime) -> datetime: ...
+@overload
+def as_aware(moment: None) -> None: ...
 def as_aware(moment: datetime | None) -> datetime | None:
     """Aware UTC, reading a naive value as UTC (``ivr.calendar`` returns naive UTC)."""
     if moment is None:

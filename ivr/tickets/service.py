@@ -10,39 +10,38 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Session, col, select
 
 from ivr.speech import normalize_digits
+from ivr.tickets.allocator import TrackingAllocator
 from ivr.tickets.db import session_scope
 from ivr.tickets.models import (
     UNFINISHED_STATUSES,
-    Call,
-    CallStep,
     Category,
     Channel,
     DeadlinesLike,
     Status,
     Ticket,
     TicketEvent,
-    TrackingBlock,
+    as_aware,
     deadline_columns,
     next_sla_check,
     pauses_from_history,
     utcnow,
 )
-from ivr.tickets.tracking import is_valid_tracking, tracking_from_sequence
+from ivr.tickets.times import as_stored
+from ivr.tickets.tracking import is_valid_tracking
 
 log = logging.getLogger(__name__)
 
@@ -52,28 +51,12 @@ UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 SPOOLED_NOTE = "stored from the spool: the database was unreachable when the caller registered"
 
 
-def _aware(dt: datetime) -> datetime:
-    """UTC with tzinfo; a naive value is taken to be UTC, as every stored time is."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _stored(column: Any, dt: datetime) -> datetime:
-    """``dt`` as ``column`` takes it: aware for a timezone type, naive UTC for a plain DateTime.
-
-    SQLModel's UTCDateTime refuses naive values and a plain DateTime on PostgreSQL would shift
-    aware ones by the session's time zone; every write goes through here, so the service works
-    whichever way the models declare their times.
-    """
-    dt = _aware(dt)
-    return dt if getattr(column.type, "timezone", False) else dt.replace(tzinfo=None)
-
-
 def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else _aware(dt).isoformat().replace("+00:00", "Z")
+    return None if dt is None else as_aware(dt).isoformat().replace("+00:00", "Z")
 
 
 def _parse_iso(text: str | None) -> datetime | None:
-    return None if text is None else _aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    return None if text is None else as_aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 class SettingsLike(Protocol):
@@ -157,80 +140,6 @@ class TicketView:
     escalation_level: int = 0
 
 
-class TrackingAllocator:
-    """Hi/lo tracking numbers: a TrackingBlock row's id ``k`` owns sequence numbers [k*B, (k+1)*B).
-
-    Every node sharing a database must use the same block size B. The next block is reserved
-    when the current one is half used, so numbers keep coming while the database is briefly
-    down; a restart forgets the rest of its blocks (gaps are harmless, duplicates are not).
-    """
-
-    def __init__(self, engine: Engine, node: str, block_size: int = 20) -> None:
-        if block_size < 2:
-            raise ValueError("block_size must be at least 2")
-        self._engine = engine
-        self._node = node
-        self.block_size = block_size
-        self._lock = threading.Lock()
-        self._next = 0
-        self._end = 0  # the current block is used up when _next == _end
-        self._spare: int | None = None  # a block reserved ahead, not yet started
-        self._reserving = False
-
-    def next_sequence(self) -> int:
-        """The next sequence number; raises an UNAVAILABLE error only if no reserved one is left."""
-        size = self.block_size
-        with self._lock:
-            if self._next >= self._end:
-                block = self._spare if self._spare is not None else self._new_block()
-                self._spare = None
-                self._next, self._end = block * size, (block + 1) * size
-            n = self._next
-            self._next += 1
-            reserve = (
-                self._spare is None and not self._reserving and self._end - self._next <= size // 2
-            )
-            self._reserving = self._reserving or reserve
-        if reserve:  # outside the lock: other threads keep taking numbers meanwhile
-            self._reserve_ahead()
-        return n
-
-    def next_tracking(self) -> str:
-        return tracking_from_sequence(self.next_sequence())
-
-    def ensure_ready(self) -> None:
-        """Hold a block before any number is needed (best effort), so that even the first
-        caller of a fresh node who confirms while the database is down hears a number."""
-        with self._lock:
-            ready = self._next < self._end or self._spare is not None or self._reserving
-            self._reserving = True if not ready else self._reserving
-        if not ready:
-            self._reserve_ahead()
-
-    def _reserve_ahead(self) -> None:
-        """Best effort: the current block still has numbers, so a failure here only logs."""
-        block: int | None = None
-        try:
-            block = self._new_block()
-        except SQLAlchemyError:
-            log.warning("could not reserve the next tracking block; will retry", exc_info=True)
-        finally:
-            with self._lock:
-                self._reserving = False
-                if block is not None:
-                    self._spare = block
-
-    def _new_block(self) -> int:
-        with session_scope(self._engine) as session:
-            row = TrackingBlock(
-                node=self._node, allocated_at=_stored(TrackingBlock.allocated_at, utcnow())
-            )
-            session.add(row)
-            session.flush()
-            assert row.id is not None
-            return row.id
-
-
 class TicketService:
     """Create, read and change tickets; every change leaves a TicketEvent with old and new value."""
 
@@ -268,7 +177,7 @@ class TicketService:
         """
         Channel(draft.channel)  # a bad value is a bug: fail before a number is spent
         Category(draft.category)
-        created_at = _aware(utcnow())
+        created_at = as_aware(utcnow())
         clocks = self._clocks(draft, created_at, deadlines, due_at)
         due_at = clocks["due_at"]
         tracking: str | None = None
@@ -309,7 +218,7 @@ class TicketService:
         if deadlines is not None:
             clocks.update(deadline_columns(deadlines))
         if due_at is not None:
-            clocks["due_at"] = _aware(due_at)
+            clocks["due_at"] = as_aware(due_at)
         return clocks
 
     def _add(
@@ -321,7 +230,7 @@ class TicketService:
         clocks: dict[str, datetime | None],
         note: str | None = None,
     ) -> None:
-        now = _stored(Ticket.created_at, created_at)
+        now = as_stored(Ticket.created_at, created_at)
         ticket = Ticket(
             tracking=tracking,
             channel=str(fields["channel"]),
@@ -334,22 +243,22 @@ class TicketService:
             national_id=fields["national_id"],
             status=Status.REGISTERED.value,
             created_at=now,
-            updated_at=_stored(Ticket.updated_at, now),
+            updated_at=as_stored(Ticket.updated_at, now),
             **{
-                name: None if value is None else _stored(getattr(Ticket, name), value)
+                name: None if value is None else as_stored(getattr(Ticket, name), value)
                 for name, value in clocks.items()
                 if name in CLOCK_COLUMNS
             },
         )
         check = next_sla_check(ticket)
-        ticket.sla_check_at = None if check is None else _stored(Ticket.sla_check_at, check)
+        ticket.sla_check_at = None if check is None else as_stored(Ticket.sla_check_at, check)
         session.add(ticket)
         session.flush()
         assert ticket.id is not None
         session.add(
             TicketEvent(
                 ticket_id=ticket.id,
-                at=_stored(TicketEvent.at, now),
+                at=as_stored(TicketEvent.at, now),
                 kind="created",
                 new_value=Status.REGISTERED.value,
                 actor="caller",
@@ -461,7 +370,7 @@ class TicketService:
         )
         history: dict[int, list[HistoryLine]] = {}
         for e in events:
-            line = HistoryLine(_aware(e.at), e.kind, e.old_value, e.new_value, e.actor, e.note)
+            line = HistoryLine(as_aware(e.at), e.kind, e.old_value, e.new_value, e.actor, e.note)
             history.setdefault(e.ticket_id, []).append(line)
         return [
             TicketView(
@@ -473,14 +382,14 @@ class TicketService:
                 status=t.status,
                 agency=t.agency,
                 callback_number=t.callback_number,
-                created_at=_aware(t.created_at),
-                updated_at=_aware(t.updated_at),
-                due_at=None if t.due_at is None else _aware(t.due_at),
+                created_at=as_aware(t.created_at),
+                updated_at=as_aware(t.updated_at),
+                due_at=None if t.due_at is None else as_aware(t.due_at),
                 caller_number=t.caller_number,
                 recording_path=t.recording_path,
                 history=tuple(history.get(t.id or 0, ())),
                 first_response_due_at=(
-                    None if t.first_response_due_at is None else _aware(t.first_response_due_at)
+                    None if t.first_response_due_at is None else as_aware(t.first_response_due_at)
                 ),
                 escalation_level=t.escalation_level,
             )
@@ -527,7 +436,7 @@ class TicketService:
         """
         now = utcnow()
         if old == Status.REGISTERED and ticket.responded_at is None and actor != "system":
-            ticket.responded_at = _stored(Ticket.responded_at, now)
+            ticket.responded_at = as_stored(Ticket.responded_at, now)
         if self.sla is not None and ticket.status in UNFINISHED_STATUSES:
             assert ticket.id is not None
             changes = session.exec(
@@ -539,7 +448,7 @@ class TicketService:
                 found = self.sla.deadlines(
                     ticket.category,
                     ticket.province,
-                    _aware(ticket.created_at),
+                    as_aware(ticket.created_at),
                     pauses_from_history((at, o, n) for at, o, n in changes),
                 )
             except Exception:
@@ -549,10 +458,10 @@ class TicketService:
                     setattr(
                         ticket,
                         name,
-                        None if value is None else _stored(getattr(Ticket, name), value),
+                        None if value is None else as_stored(getattr(Ticket, name), value),
                     )
         check = next_sla_check(ticket)
-        ticket.sla_check_at = None if check is None else _stored(Ticket.sla_check_at, check)
+        ticket.sla_check_at = None if check is None else as_stored(Ticket.sla_check_at, check)
         session.add(ticket)
         session.flush()
 
@@ -575,7 +484,7 @@ class TicketService:
         actor: str,
         note: str | None,
     ) -> None:
-        now = _stored(Ticket.updated_at, utcnow())
+        now = as_stored(Ticket.updated_at, utcnow())
         old = getattr(ticket, attribute) if attribute else None
         if attribute:
             setattr(ticket, attribute, new)
@@ -584,7 +493,7 @@ class TicketService:
         session.add(
             TicketEvent(
                 ticket_id=ticket.id,
-                at=_stored(TicketEvent.at, now),
+                at=as_stored(TicketEvent.at, now),
                 kind=kind,
                 old_value=old,
                 new_value=new,
@@ -609,96 +518,3 @@ def _write_atomic(path: Path, record: dict[str, Any]) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
-
-
-# -- calls ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One turn of a call as the flow runner reports it."""
-
-    node: str
-    event: str
-    key: str | None
-    outcome: str
-    at: datetime = field(default_factory=utcnow)
-
-
-class CallStore:
-    """Calls and their steps; a call's flow state lives here so any node can take its next turn."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def open(self, channel: str, external_id: str, caller: str | None, called: str | None) -> int:
-        """The call's id, creating the row the first time (webhooks are retried: be idempotent)."""
-        existing = self._call_id(external_id)
-        if existing is not None:
-            return existing
-        try:
-            with session_scope(self.engine) as session:
-                call = Call(
-                    channel=str(channel),
-                    external_id=external_id,
-                    caller=caller,
-                    called=called,
-                    started_at=_stored(Call.started_at, utcnow()),
-                )
-                session.add(call)
-                session.flush()
-                assert call.id is not None
-                return call.id
-        except IntegrityError:  # another node opened the same call a moment ago
-            existing = self._call_id(external_id)
-            if existing is None:
-                raise
-            return existing
-
-    def _call_id(self, external_id: str) -> int | None:
-        with Session(self.engine) as session:
-            return session.exec(select(Call.id).where(Call.external_id == external_id)).first()
-
-    def load_state(self, external_id: str) -> tuple[int, str] | None:
-        """The call's id and the flow state JSON saved by its last turn."""
-        with Session(self.engine) as session:
-            row = session.exec(
-                select(Call.id, Call.state).where(Call.external_id == external_id)
-            ).first()
-            return None if row is None else (row[0], row[1])
-
-    def save_turn(self, call_id: int, state_json: str, steps: list[StepRecord]) -> None:
-        """State and steps in one transaction: a crash never leaves one without the other."""
-        with session_scope(self.engine) as session:
-            result = session.execute(
-                update(Call).where(col(Call.id) == call_id).values(state=state_json)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise LookupError(f"no call {call_id}")
-            session.add_all(
-                CallStep(
-                    call_id=call_id,
-                    at=_stored(CallStep.at, s.at),
-                    node=s.node,
-                    event=s.event,
-                    key=s.key,
-                    outcome=s.outcome,
-                )
-                for s in steps
-            )
-
-    def finish(self, call_id: int, outcome: str, ticket_tracking: str | None = None) -> None:
-        """Close the call, linking its ticket if that ticket is stored already (not spooled)."""
-        with session_scope(self.engine) as session:
-            ticket_id = None
-            if ticket_tracking is not None:
-                ticket_id = TicketService._ticket_id(session, ticket_tracking)
-            result = session.execute(
-                update(Call)
-                .where(col(Call.id) == call_id)
-                .values(
-                    ended_at=_stored(Call.ended_at, utcnow()), outcome=outcome, ticket_id=ticket_id
-                )
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise LookupError(f"no call {call_id}")

@@ -1,0 +1,90 @@
+"""Tracking numbers for several nodes at once, and while the database is briefly away."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ivr.tickets.db import session_scope
+from ivr.tickets.models import TrackingBlock, utcnow
+from ivr.tickets.times import as_stored
+from ivr.tickets.tracking import tracking_from_sequence
+
+log = logging.getLogger(__name__)
+
+
+class TrackingAllocator:
+    """Hi/lo tracking numbers: a TrackingBlock row's id ``k`` owns sequence numbers [k*B, (k+1)*B).
+
+    Every node sharing a database must use the same block size B. The next block is reserved
+    when the current one is half used, so numbers keep coming while the database is briefly
+    down; a restart forgets the rest of its blocks (gaps are harmless, duplicates are not).
+    """
+
+    def __init__(self, engine: Engine, node: str, block_size: int = 20) -> None:
+        if block_size < 2:
+            raise ValueError("block_size must be at least 2")
+        self._engine = engine
+        self._node = node
+        self.block_size = block_size
+        self._lock = threading.Lock()
+        self._next = 0
+        self._end = 0  # the current block is used up when _next == _end
+        self._spare: int | None = None  # a block reserved ahead, not yet started
+        self._reserving = False
+
+    def next_sequence(self) -> int:
+        """The next sequence number; raises an UNAVAILABLE error only if no reserved one is left."""
+        size = self.block_size
+        with self._lock:
+            if self._next >= self._end:
+                block = self._spare if self._spare is not None else self._new_block()
+                self._spare = None
+                self._next, self._end = block * size, (block + 1) * size
+            n = self._next
+            self._next += 1
+            reserve = (
+                self._spare is None and not self._reserving and self._end - self._next <= size // 2
+            )
+            self._reserving = self._reserving or reserve
+        if reserve:  # outside the lock: other threads keep taking numbers meanwhile
+            self._reserve_ahead()
+        return n
+
+    def next_tracking(self) -> str:
+        return tracking_from_sequence(self.next_sequence())
+
+    def ensure_ready(self) -> None:
+        """Hold a block before any number is needed (best effort), so that even the first
+        caller of a fresh node who confirms while the database is down hears a number."""
+        with self._lock:
+            ready = self._next < self._end or self._spare is not None or self._reserving
+            self._reserving = True if not ready else self._reserving
+        if not ready:
+            self._reserve_ahead()
+
+    def _reserve_ahead(self) -> None:
+        """Best effort: the current block still has numbers, so a failure here only logs."""
+        block: int | None = None
+        try:
+            block = self._new_block()
+        except SQLAlchemyError:
+            log.warning("could not reserve the next tracking block; will retry", exc_info=True)
+        finally:
+            with self._lock:
+                self._reserving = False
+                if block is not None:
+                    self._spare = block
+
+    def _new_block(self) -> int:
+        with session_scope(self._engine) as session:
+            row = TrackingBlock(
+                node=self._node, allocated_at=as_stored(TrackingBlock.allocated_at, utcnow())
+            )
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            return row.id

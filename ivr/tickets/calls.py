@@ -1,0 +1,109 @@
+"""Calls and each step of each call: what the reports are computed from, and where a call's
+flow state waits between webhooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from ivr.tickets.db import session_scope
+from ivr.tickets.models import Call, CallStep, Ticket, utcnow
+from ivr.tickets.times import as_stored
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One turn of a call as the flow runner reports it."""
+
+    node: str
+    event: str
+    key: str | None
+    outcome: str
+    at: datetime = field(default_factory=utcnow)
+
+
+class CallStore:
+    """Calls and their steps; a call's flow state lives here so any node can take its next turn."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open(self, channel: str, external_id: str, caller: str | None, called: str | None) -> int:
+        """The call's id, creating the row the first time (webhooks are retried: be idempotent)."""
+        existing = self._call_id(external_id)
+        if existing is not None:
+            return existing
+        try:
+            with session_scope(self.engine) as session:
+                call = Call(
+                    channel=str(channel),
+                    external_id=external_id,
+                    caller=caller,
+                    called=called,
+                    started_at=as_stored(Call.started_at, utcnow()),
+                )
+                session.add(call)
+                session.flush()
+                assert call.id is not None
+                return call.id
+        except IntegrityError:  # another node opened the same call a moment ago
+            existing = self._call_id(external_id)
+            if existing is None:
+                raise
+            return existing
+
+    def _call_id(self, external_id: str) -> int | None:
+        with Session(self.engine) as session:
+            return session.exec(select(Call.id).where(Call.external_id == external_id)).first()
+
+    def load_state(self, external_id: str) -> tuple[int, str] | None:
+        """The call's id and the flow state JSON saved by its last turn."""
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(Call.id, Call.state).where(Call.external_id == external_id)
+            ).first()
+            return None if row is None else (row[0], row[1])
+
+    def save_turn(self, call_id: int, state_json: str, steps: list[StepRecord]) -> None:
+        """State and steps in one transaction: a crash never leaves one without the other."""
+        with session_scope(self.engine) as session:
+            result = session.execute(
+                update(Call).where(col(Call.id) == call_id).values(state=state_json)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LookupError(f"no call {call_id}")
+            session.add_all(
+                CallStep(
+                    call_id=call_id,
+                    at=as_stored(CallStep.at, s.at),
+                    node=s.node,
+                    event=s.event,
+                    key=s.key,
+                    outcome=s.outcome,
+                )
+                for s in steps
+            )
+
+    def finish(self, call_id: int, outcome: str, ticket_tracking: str | None = None) -> None:
+        """Close the call, linking its ticket if that ticket is stored already (not spooled)."""
+        with session_scope(self.engine) as session:
+            ticket_id = None
+            if ticket_tracking is not None:
+                ticket_id = session.exec(
+                    select(Ticket.id).where(Ticket.tracking == ticket_tracking)
+                ).first()
+            result = session.execute(
+                update(Call)
+                .where(col(Call.id) == call_id)
+                .values(
+                    ended_at=as_stored(Call.ended_at, utcnow()),
+                    outcome=outcome,
+                    ticket_id=ticket_id,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LookupError(f"no call {call_id}")
