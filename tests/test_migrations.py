@@ -6,8 +6,6 @@ scratch databases on (SQLite cannot tell ``timestamp`` from ``timestamptz``; Pos
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +14,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pg import scratch_database
 from sqlalchemy import Engine, inspect, text
-from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from ivr.tickets import models  # noqa: F401  (fills SQLModel.metadata)
 from ivr.tickets.db import alembic_config, make_engine, upgrade
-
-PG_URL = os.environ.get("IVR_TEST_POSTGRES_URL", "")
 
 
 def schema_diff(engine: Engine) -> list[object]:
@@ -39,18 +35,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip("set IVR_TEST_POSTGRES_URL to run the migrations on PostgreSQL")
-    name = f"ivr_mig_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

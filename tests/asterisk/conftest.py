@@ -13,6 +13,7 @@ Skipped only where a chroot cannot be made (not root); CI runs as root.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import random
 from collections.abc import Callable, Iterator
@@ -35,6 +36,8 @@ from ivr.telephony.testpbx import (
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPbx]:
     reason = cannot_run_reason()
     if reason:
+        if os.environ.get("IVR_TEST_REQUIRE_PBX", "") not in ("", "0"):
+            pytest.fail(f"IVR_TEST_REQUIRE_PBX is set but {reason}")
         pytest.skip(f"no test PBX here: {reason}")
     rtp_base = random.randrange(20000, 29000, 100)
     pbx = TestPbx(
