@@ -64,14 +64,14 @@ db: install
 
 # The test PBX: Asterisk 22 from Debian testing in a root of its own (it is not in Debian 12).
 pbx-root: install
-	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m ivr.telephony.testpbx build; \
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m ivr.devtools.testpbx build; \
 	else echo "not root: no Asterisk root, the Asterisk tests will be skipped"; fi
 
 # Start the test PBX with the project's dialplans and prompts, for a SIP softphone (baresip).
 pbx: prompts pbx-root
 	$(IVR) prompts install --asterisk $(PBX_SOUNDS)
 	@echo "Start the controller in another shell: $(IVR) serve"
-	$(BIN)/python -m ivr.telephony.testpbx run
+	$(BIN)/python -m ivr.devtools.testpbx run
 
 clean:
 	rm -rf $(VENV) prompts/generated

@@ -42,15 +42,15 @@ from pathlib import Path
 import httpx
 
 from ivr import PROJECT_ROOT
-from ivr.prompts import audio_path, install_asterisk
-from ivr.telephony.sipp import read_pcm, sipp_command, write_rtp_pcap
-from ivr.telephony.testpbx import (
+from ivr.devtools.sipp import read_pcm, sipp_command, write_rtp_pcap
+from ivr.devtools.testpbx import (
     DEFAULT_ROOT,
     TestPbx,
     cannot_run_reason,
     free_port,
     free_tcp_udp_port,
 )
+from ivr.prompts import audio_path, install_asterisk
 from ivr.tickets.db import upgrade
 
 SCENARIO = PROJECT_ROOT / "tests" / "asterisk" / "sipp" / "new_request.xml"

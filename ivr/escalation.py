@@ -25,14 +25,14 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-import jdatetime
 from sqlalchemy import Connection, Engine, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from ivr import PROJECT_ROOT
 from ivr.calendar import SlaPolicy, WorkCalendar
-from ivr.calendar.store import TEHRAN, load_calendar, tehran_today
+from ivr.calendar.store import load_calendar
+from ivr.clock import as_aware, fa_digits, jalali, jalali_words, tehran_today, utcnow
 from ivr.provinces import load_province
 from ivr.tickets.db import session_scope
 from ivr.tickets.models import (
@@ -41,8 +41,6 @@ from ivr.tickets.models import (
     Supervisor,
     Ticket,
     TicketEvent,
-    as_aware,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -330,7 +328,7 @@ class _Batch:
                     "new_value": clock,
                     "actor": "system",
                     "note": f"75% of the {clock.replace('_', ' ')} time used; "
-                    f"due {tehran_text(getattr(row, DUE_COLUMN[clock]))}",
+                    f"due {jalali(getattr(row, DUE_COLUMN[clock]))}",
                 }
                 for row in rows
             ],
@@ -343,9 +341,9 @@ class _Batch:
         events, mails = [], []
         for row in rows:
             addresses, office, fallback = self.recipients.for_level(level, row.province)
-            notes = [f"resolution deadline {tehran_text(row.due_at)} passed"]
+            notes = [f"resolution deadline {jalali(row.due_at)} passed"]
             if level == 2:
-                notes = [f"still open since level 1 on {tehran_text(row.escalated_at)}"]
+                notes = [f"still open since level 1 on {jalali(row.escalated_at)}"]
             notes.append(f"notified: {', '.join(addresses)}" if addresses else "nobody to notify")
             if fallback:
                 notes.append(fallback)
@@ -398,31 +396,6 @@ def _insert_new(connection: Connection) -> Any:
 
 
 # The mail, in Persian ----------------------------------------------------------------------------
-
-_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
-
-
-def fa_digits(text: str) -> str:
-    return text.translate(_FA_DIGITS)
-
-
-def tehran_text(moment: datetime | None) -> str:
-    """``1405/02/23 16:00`` in Tehran, for history notes (ASCII digits, like the CLI)."""
-    local = as_aware(moment)
-    if local is None:
-        return "-"
-    return jdatetime.datetime.fromgregorian(datetime=local.astimezone(TEHRAN)).strftime(
-        "%Y/%m/%d %H:%M"
-    )
-
-
-def jalali_words(moment: datetime | None) -> str:
-    """``چهارشنبه ۲۳ اردیبهشت ۱۴۰۵ ساعت ۱۶:۰۰`` (Tehran time) for the mail."""
-    local = as_aware(moment)
-    if local is None:
-        return "—"
-    day = jdatetime.datetime.fromgregorian(datetime=local.astimezone(TEHRAN), locale="fa_IR")
-    return fa_digits(day.strftime("%A %d %B %Y ساعت %H:%M"))
 
 
 @cache

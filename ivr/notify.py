@@ -27,9 +27,12 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from ivr.calendar import WorkCalendar
-from ivr.calendar.store import load_calendar, tehran_today
+from ivr.calendar.store import load_calendar
+from ivr.clock import as_aware, tehran_today, utcnow
 from ivr.tickets.db import session_scope
-from ivr.tickets.models import Notification, as_aware, utcnow
+from ivr.tickets.models import (
+    Notification,
+)
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -35,21 +34,19 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from ivr.clock import TEHRAN, as_stored, utcnow
 from ivr.leader import Leader, make_leader
 from ivr.session import Services
 from ivr.settings import Settings
-from ivr.tickets.models import Status, Ticket, utcnow
+from ivr.tickets.models import UNFINISHED_STATUSES, Ticket
 
 log = logging.getLogger(__name__)
 
-TEHRAN = ZoneInfo("Asia/Tehran")
 JOBS_TABLE = "apscheduler_jobs"
 WATCH_JOB = "overdue_watch"
 REPORT_JOB = "nightly_report"
 REPORT_GRACE_S = 6 * 3600
 """A nightly report missed because no node led at 21:00 is still written up to six hours late."""
-DONE = (Status.ANSWERED.value, Status.CLOSED.value)
-"""Statuses whose deadline no longer matters."""
 
 
 @dataclass(frozen=True)
@@ -289,20 +286,14 @@ def call_step(module_name: str, name: str, *args: Any, **kwargs: Any) -> Any:
 # -- queries shared with the nightly placeholder and the benchmark --------------------------------
 
 
-def _utc_for(column: Any, moment: datetime) -> datetime:
-    """``moment`` as ``column`` stores it (aware for a timezone type, naive UTC otherwise)."""
-    utc = moment.astimezone(UTC)
-    return utc if getattr(column.type, "timezone", False) else utc.replace(tzinfo=None)
-
-
 def count_overdue(engine: Engine, now: datetime) -> int:
     """Open tickets past their deadline: the query the overdue watch's index has to serve."""
     with Session(engine) as session:
         statement = (
             select(func.count())
             .select_from(Ticket)
-            .where(col(Ticket.due_at) < _utc_for(Ticket.due_at, now))
-            .where(col(Ticket.status).not_in(DONE))
+            .where(col(Ticket.due_at) < as_stored(Ticket.due_at, now))
+            .where(col(Ticket.status).in_(UNFINISHED_STATUSES))
         )
         return int(session.exec(statement).one())
 
@@ -315,8 +306,8 @@ def write_placeholder_report(engine: Engine, directory: Path, now: datetime) -> 
         created = session.exec(
             select(func.count())
             .select_from(Ticket)
-            .where(col(Ticket.created_at) >= _utc_for(Ticket.created_at, midnight))
-            .where(col(Ticket.created_at) < _utc_for(Ticket.created_at, midnight + timedelta(1)))
+            .where(col(Ticket.created_at) >= as_stored(Ticket.created_at, midnight))
+            .where(col(Ticket.created_at) < as_stored(Ticket.created_at, midnight + timedelta(1)))
         ).one()
     overdue = count_overdue(engine, now)
     directory.mkdir(parents=True, exist_ok=True)

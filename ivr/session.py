@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, fields
 
+from ivr.clock import utcnow
 from ivr.flow import CallState, advance, menus
 from ivr.flow import actions as act
 from ivr.flow.events import (
@@ -24,7 +25,6 @@ from ivr.flow.events import (
     TicketLookedUp,
 )
 from ivr.tickets.calls import CallStore, StepRecord
-from ivr.tickets.models import utcnow
 from ivr.tickets.service import TicketDraft, TicketService
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,11 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jdatetime
 
 from ivr import PROJECT_ROOT
 
-TEHRAN = ZoneInfo("Asia/Tehran")
 """Iran's time zone; tzdata knows its past daylight saving (abolished in 2022)."""
 
 FRAGMENTS_FILE = PROJECT_ROOT / "prompts" / "fragments.toml"
@@ -189,16 +187,6 @@ def date_fragments(day: datetime.date) -> list[str]:
         f"month.{jalali.month}",
         *number_fragments(jalali.year),
     ]
-
-
-def tehran_date(moment: datetime.datetime) -> datetime.date:
-    """The (Gregorian) calendar date in Tehran at ``moment``; naive datetimes are UTC.
-
-    Times are stored in UTC, but "today" for a caller is Tehran's today (UTC+3:30).
-    """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(TEHRAN).date()
 
 
 def fragment_words(fragments: Iterable[str], texts: Mapping[str, str]) -> str:

@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from ivr.clock import as_aware
 from ivr.telephony.ami import AmiEvent
 from ivr.telephony.queue_events import QueueEventRecorder
 from ivr.tickets.calls import CallStore
 from ivr.tickets.db import make_engine, upgrade
-from ivr.tickets.models import Call, as_aware
+from ivr.tickets.models import (
+    Call,
+)
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 

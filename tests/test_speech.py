@@ -9,6 +9,7 @@ import pytest
 from num2words import num2words
 
 from ivr import PROJECT_ROOT
+from ivr.clock import tehran_date
 from ivr.speech import (
     date_fragments,
     digits_fragments,
@@ -18,7 +19,6 @@ from ivr.speech import (
     number_fragments,
     ordinal_day_fragments,
     phone_groups,
-    tehran_date,
     tracking_groups,
 )
 

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jdatetime
 from sqlalchemy import Engine, and_, delete, func, or_, update
@@ -36,6 +35,7 @@ from ivr.calendar.workdays import (
     ThursdayRule,
     WorkCalendar,
 )
+from ivr.clock import TEHRAN, as_aware, day_start_utc, tehran_today, utcnow
 from ivr.speech import normalize_digits
 from ivr.tickets.db import session_scope
 from ivr.tickets.models import (
@@ -46,27 +46,14 @@ from ivr.tickets.models import (
     ThursdayRuleRow,
     Ticket,
     TicketEvent,
-    as_aware,
     deadline_columns,
     next_sla_check,
     pauses_from_history,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
 
-TEHRAN = ZoneInfo("Asia/Tehran")
 Pause = tuple[datetime, datetime | None]
-
-
-def tehran_today(now: datetime | None = None) -> date:
-    """Today on the office's wall calendar (the Jalali year turns at Tehran's midnight)."""
-    return (as_aware(now) or utcnow()).astimezone(TEHRAN).date()
-
-
-def day_start_utc(day: date) -> datetime:
-    """Aware UTC of 00:00 Tehran on ``day``: where a change to that day starts to matter."""
-    return datetime.combine(day, time(0), tzinfo=TEHRAN).astimezone(UTC)
 
 
 # Holidays ----------------------------------------------------------------------------------------
@@ -501,8 +488,3 @@ def parse_moment(text: str) -> datetime:
     if len(parts) == 2:
         clock = time.fromisoformat(parts[1])
     return datetime.combine(parse_day(parts[0]), clock, tzinfo=TEHRAN).astimezone(UTC)
-
-
-def jalali_day(day: date) -> str:
-    """``1405/02/10``."""
-    return jdatetime.date.fromgregorian(date=day).strftime("%Y/%m/%d")

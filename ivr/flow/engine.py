@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ivr import speech
+from ivr.clock import tehran_date
 from ivr.flow import actions as act
 from ivr.flow import menus as m
 from ivr.flow.events import (
@@ -254,7 +255,7 @@ def _ticket_report(state: CallState) -> list[act.Audio]:
     info = ticket_from_dict(state.ticket)
     said: list[act.Audio] = [
         "followup.registered_on",
-        *speech.date_fragments(speech.tehran_date(info.created_at)),
+        *speech.date_fragments(tehran_date(info.created_at)),
         "followup.registered_on_end",
         "followup.category",
         f"category.{info.category}",
@@ -264,7 +265,7 @@ def _ticket_report(state: CallState) -> list[act.Audio]:
     if info.agency:
         said += ["followup.agency", f"agency.{info.agency}"]
     if info.due_at:
-        said += ["followup.due", *speech.date_fragments(speech.tehran_date(info.due_at))]
+        said += ["followup.due", *speech.date_fragments(tehran_date(info.due_at))]
     return said
 
 

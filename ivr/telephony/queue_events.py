@@ -30,10 +30,13 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from ivr.clock import as_aware, utcnow
 from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient, AmiEvent, ListenerHandle
 from ivr.tickets.db import session_scope
-from ivr.tickets.models import Call, as_aware, utcnow
+from ivr.tickets.models import (
+    Call,
+)
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,11 @@ import threading
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ivr.clock import as_stored, utcnow
 from ivr.tickets.db import session_scope
-from ivr.tickets.models import TrackingBlock, utcnow
-from ivr.tickets.times import as_stored
+from ivr.tickets.models import (
+    TrackingBlock,
+)
 from ivr.tickets.tracking import tracking_from_sequence
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,13 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from ivr.clock import as_stored, utcnow
 from ivr.tickets.db import session_scope
-from ivr.tickets.models import Call, CallStep, Ticket, utcnow
-from ivr.tickets.times import as_stored
+from ivr.tickets.models import (
+    Call,
+    CallStep,
+    Ticket,
+)
 
 
 @dataclass(frozen=True)

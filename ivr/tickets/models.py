@@ -7,17 +7,14 @@ into Asia/Tehran Jalali dates only when shown or spoken.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from enum import StrEnum
-from typing import Any, Protocol, overload
+from typing import Any, Protocol
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    """Aware UTC now: the one clock every row is written with."""
-    return datetime.now(UTC)
+from ivr.clock import as_aware, utcnow
 
 
 class Status(StrEnum):
@@ -165,17 +162,6 @@ OPEN_STATUSES: tuple[str, ...] = tuple(
 """Statuses whose SLA clocks run: not paused (waiting for the caller) and not finished."""
 UNFINISHED_STATUSES: tuple[str, ...] = (*OPEN_STATUSES, Status.WAITING_FOR_CALLER.value)
 """Statuses whose deadlines still matter, so a calendar change recomputes them."""
-
-
-@overload
-def as_aware(moment: datetime) -> datetime: ...
-@overload
-def as_aware(moment: None) -> None: ...
-def as_aware(moment: datetime | None) -> datetime | None:
-    """Aware UTC, reading a naive value as UTC (``ivr.calendar`` returns naive UTC)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class DeadlinesLike(Protocol):

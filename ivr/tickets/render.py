@@ -7,34 +7,12 @@ shows those; the JSON gives ISO UTC (for programs) plus the Jalali string (for p
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import jdatetime
-
+from ivr.clock import as_aware, iso_utc, jalali
 from ivr.tickets.service import TicketView
 
-TEHRAN = ZoneInfo("Asia/Tehran")
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def jalali(dt: datetime | None) -> str:
-    """``1405/09/07 09:26``: the Jalali date and time in Tehran; empty for no time."""
-    if dt is None:
-        return ""
-    local = _utc(dt).astimezone(TEHRAN)
-    return jdatetime.datetime.fromgregorian(datetime=local).strftime("%Y/%m/%d %H:%M")
-
-
-def iso_utc(dt: datetime | None) -> str | None:
-    """``2026-11-28T05:56:13Z``: unambiguous for programs reading the JSON."""
-    if dt is None:
-        return None
-    return _utc(dt).isoformat(timespec="seconds").replace("+00:00", "Z")
+__all__ = ["iso_utc", "jalali", "ticket_detail", "ticket_json", "ticket_table"]
 
 
 def ticket_table(views: Iterable[TicketView]) -> str:
@@ -42,7 +20,7 @@ def ticket_table(views: Iterable[TicketView]) -> str:
     header = ("tracking", "created (Tehran)", "status", "category", "place", "callback")
     rows = [
         (v.tracking, jalali(v.created_at), v.status, v.category, v.place or "-", v.callback_number)
-        for v in sorted(views, key=lambda v: _utc(v.created_at), reverse=True)
+        for v in sorted(views, key=lambda v: as_aware(v.created_at), reverse=True)
     ]
     if not rows:
         return "no tickets"

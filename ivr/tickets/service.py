@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Session, col, select
 
+from ivr.clock import as_aware, as_stored, utcnow
 from ivr.speech import normalize_digits
 from ivr.tickets.allocator import TrackingAllocator
 from ivr.tickets.db import session_scope
@@ -34,13 +35,10 @@ from ivr.tickets.models import (
     Status,
     Ticket,
     TicketEvent,
-    as_aware,
     deadline_columns,
     next_sla_check,
     pauses_from_history,
-    utcnow,
 )
-from ivr.tickets.times import as_stored
 from ivr.tickets.tracking import is_valid_tracking
 
 log = logging.getLogger(__name__)

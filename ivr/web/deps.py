@@ -1,10 +1,11 @@
-"""The one dependency every route takes: settings plus the process's services."""
+"""The dependencies routes take: settings plus the process's services (later: the current user)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from ivr.session import Services
 from ivr.settings import Settings
@@ -18,3 +19,6 @@ class AppContext:
 
 def get_context(request: Request) -> AppContext:
     return request.app.state.context
+
+
+Context = Annotated[AppContext, Depends(get_context)]

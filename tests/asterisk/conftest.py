@@ -21,15 +21,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from ivr.telephony.agi import AgiCall, FastAgiServer
-from ivr.telephony.ami import AmiClient, Originated
-from ivr.telephony.testpbx import (
+from ivr.devtools.testpbx import (
     DEFAULT_ROOT,
     TestPbx,
     cannot_run_reason,
     free_port,
     free_tcp_udp_port,
 )
+from ivr.telephony.agi import AgiCall, FastAgiServer
+from ivr.telephony.ami import AmiClient, Originated
 
 
 @pytest.fixture(scope="session")

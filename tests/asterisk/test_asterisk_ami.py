@@ -53,7 +53,7 @@ def test_client_logs_in_again_after_asterisk_restarts(pbx, ami: AmiClient, agi, 
 
 
 def test_connect_gives_up_when_nothing_listens():
-    from ivr.telephony.testpbx import free_port
+    from ivr.devtools.testpbx import free_port
 
     client = AmiClient("127.0.0.1", free_port(), "x", "y", connect_timeout=0.5)
     try:

@@ -35,12 +35,12 @@ import httpx
 import pytest
 
 from ivr import PROJECT_ROOT
+from ivr.devtools.sipp import read_pcm, sipp_command, write_rtp_pcap
+from ivr.devtools.testpbx import TestPbx, free_port
 from ivr.prompts import audio_path, install_asterisk
 from ivr.services import build_services
 from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient, AmiError, AmiEvent, Originated
-from ivr.telephony.sipp import read_pcm, sipp_command, write_rtp_pcap
-from ivr.telephony.testpbx import TestPbx, free_port
 from ivr.tickets.db import upgrade
 from ivr.tickets.service import TicketDraft
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.devtools.testpbx import free_port
 from ivr.telephony.agi import AgiCall, CallerHungUp
-from ivr.telephony.testpbx import free_port
 
 SCENARIO = Path(__file__).parent / "sipp" / "call_124_dtmf.xml"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.telephony.testpbx import PbxError, TestPbx, build_root
+from ivr.devtools.testpbx import PbxError, TestPbx, build_root
 
 FAKE_MMDEBSTRAP = """#!/bin/sh
 # Records "suite target" and fakes a root unless the suite is listed in FAIL_SUITES.

@@ -7,8 +7,8 @@ built once and reused). Each instance keeps everything it writes (configuration 
 into the root at the same path: paths are the same on both sides, and a test PBX and a
 ``make pbx`` PBX can run side by side from one root.
 
-    python -m ivr.telephony.testpbx run      # start one in the foreground (Ctrl-C stops it)
-    python -m ivr.telephony.testpbx build    # only make sure the root exists
+    python -m ivr.devtools.testpbx run      # start one in the foreground (Ctrl-C stops it)
+    python -m ivr.devtools.testpbx build    # only make sure the root exists
 """
 
 from __future__ import annotations
@@ -474,7 +474,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ivr.telephony.testpbx")
+    parser = argparse.ArgumentParser(prog="python -m ivr.devtools.testpbx")
     parser.add_argument("command", choices=["run", "build"])
     parser.add_argument("--root", default=str(DEFAULT_ROOT))
     parser.add_argument("--workdir", default=str(PROJECT_ROOT / "storage" / "pbx"))

@@ -15,7 +15,7 @@ import struct
 import wave
 from pathlib import Path
 
-from ivr.telephony.testpbx import free_port
+from ivr.devtools.testpbx import free_port
 
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160
