@@ -38,6 +38,7 @@ from ivr.flow.events import (
     TicketLookedUp,
     Timeout,
 )
+from ivr.flow.outcomes import EventKind, StepOutcome
 from ivr.identifiers import is_valid_callback_number, is_valid_national_id
 from ivr.prompts import load_catalog
 from ivr.tickets.tracking import tracking_from_sequence
@@ -59,7 +60,7 @@ PLACE_IDS = frozenset(
     for pid in CATALOG_IDS
     if pid.startswith(f"place.{PROVINCE}.")
 )
-IGNORED = "ignored"
+IGNORED = StepOutcome.IGNORED
 
 
 def digit_fragments(*groups: str) -> tuple[str, ...]:
@@ -117,6 +118,9 @@ def check_transition(before: CallState, event: Event, result: Transition) -> Non
     assert restored == before
     assert advance(restored, event) == result
     assert CallState.from_json(result.state.to_json()) == result.state
+    # The call records speak the flow's enums: every event has a kind, every step an outcome.
+    assert isinstance(event.kind, EventKind)
+    assert isinstance(result.outcome, StepOutcome)
 
     for audio in prompts_of(result.actions):
         if isinstance(audio, Recorded):
@@ -134,7 +138,7 @@ def check_transition(before: CallState, event: Event, result: Transition) -> Non
         return
     if not result.actions:
         # Silence only while the session performs a ticket operation or agents have the call.
-        assert result.outcome == IGNORED
+        assert result.outcome is IGNORED
         assert may_be_silent(before.node, before.province), (
             f"{event!r} at {before.node} got no answer"
         )

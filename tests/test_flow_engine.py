@@ -46,11 +46,14 @@ from ivr.flow.actions import (
 from ivr.flow.events import (
     Digits,
     Hangup,
+    RecordingFailed,
     RecordingFinished,
+    SystemFailed,
     TicketCreated,
     TicketLookedUp,
     Timeout,
 )
+from ivr.flow.outcomes import EventKind, StepOutcome
 from ivr.tickets.models import Status
 from ivr.tickets.tracking import is_valid_tracking, tracking_from_sequence
 
@@ -187,6 +190,17 @@ def fail(call: Call, how: str):
     return call.press(invalid)
 
 
+def gave_up_prompt(node: str, how: str) -> str:
+    """What is said before the agent when the third failure in a row at ``node`` was ``how``."""
+    if kind(node) is m.Recorder:
+        return "retry.too_many_unrecorded"  # a short recording and silence: nothing recorded
+    if how == "timeout":
+        return "retry.too_many"
+    if kind(node) is m.Entry:
+        return "retry.too_many_mismatch" if node == "followup.verify" else "retry.too_many_entries"
+    return "retry.too_many_invalid"
+
+
 def retry_prompt(node: str, how: str) -> str:
     if kind(node) is m.Recorder:
         return "describe.too_short"
@@ -241,7 +255,7 @@ def test_call_starts_with_the_greeting_and_the_main_menu(caller_id):
     call = Call(caller_id)
     assert call.node == "main"
     assert call.actions == (Gather(("greeting", "main.menu"), 1, None, MENU_TIMEOUT_S),)
-    assert call.last.outcome == "started"
+    assert call.last.outcome is StepOutcome.STARTED
 
 
 @pytest.mark.parametrize(
@@ -441,7 +455,7 @@ def test_registered_reads_the_tracking_number_twice_in_groups_of_3_3_4():
             MENU_TIMEOUT_S,
         ),
     )
-    assert call.last.outcome == "created"
+    assert call.last.outcome is StepOutcome.CREATED
 
 
 def test_registered_one_says_the_tracking_number_again_and_zero_transfers():
@@ -480,7 +494,7 @@ def test_waiting_for_the_ticket_store_ignores_stray_events_and_never_asks_twice(
     call = call_at("register", ROUTES)
     call.send(event)
     assert call.actions == ()
-    assert call.last.outcome == "ignored"
+    assert call.last.outcome is StepOutcome.IGNORED
     assert call.node == "register"
     call.send(TicketCreated(TRACKING))
     assert call.node == "registered"
@@ -541,8 +555,9 @@ def test_three_empty_recordings_transfer_to_an_agent():
     call.record(None, 0.0)
     call.timeout()
     assert call.node == "agent"
-    assert prompts_of(call.actions) == ("retry.too_many", "agent.transfer")
+    assert prompts_of(call.actions) == ("retry.too_many_unrecorded", "agent.transfer")
     assert call.actions[-1] == Transfer(AGENT_QUEUE)
+    assert call.last.outcome is StepOutcome.TRANSFER_AFTER_FAILURES
 
 
 def test_review_one_plays_the_recording_then_the_review_menu():
@@ -870,6 +885,7 @@ BEFORE_VERIFICATION = {
     "followup.mismatch",
     "retry.no_input",
     "retry.too_many",
+    "retry.too_many_mismatch",
     "agent.transfer",
 }
 """All a caller may hear between the lookup and proving who they are: nothing about a ticket."""
@@ -922,7 +938,10 @@ def test_three_wrong_last_four_transfer_to_an_agent_without_saying_anything():
     call = call_at("followup.verify", ROUTES)
     call.run(["0000", "1111"])
     call.press("9999")
-    assert call.actions == (Play(("retry.too_many", "agent.transfer")), Transfer(AGENT_QUEUE))
+    assert call.actions == (
+        Play(("retry.too_many_mismatch", "agent.transfer")),
+        Transfer(AGENT_QUEUE),
+    )
 
 
 def _lookup(caller_id: str | None, found) -> Call:
@@ -1102,7 +1121,7 @@ def test_every_key_outside_the_contract_is_invalid(node, key):
     call.press(key)
     assert call.node == node
     assert call.actions == expected
-    assert call.last.outcome == "invalid"
+    assert call.last.outcome is StepOutcome.INVALID
 
 
 @pytest.mark.parametrize("how", ["invalid", "timeout"])
@@ -1137,8 +1156,9 @@ def test_three_failures_in_a_row_transfer_to_an_agent(node, pattern):
         assert not call.transferred()
     fail(call, pattern[-1])
     assert call.node == "agent"
-    assert prompts_of(call.actions) == ("retry.too_many", "agent.transfer")
+    assert prompts_of(call.actions) == (gave_up_prompt(node, pattern[-1]), "agent.transfer")
     assert call.actions[-1] == Transfer(AGENT_QUEUE)
+    assert call.last.outcome is StepOutcome.TRANSFER_AFTER_FAILURES
     assert (call.created(), call.lookups()) == operations_before
 
 
@@ -1197,6 +1217,160 @@ def test_a_valid_tracking_number_after_two_failures_resets_the_count():
     assert not call.transferred()
 
 
+# --- what the call records say: outcomes, transfer causes, the reason the caller hears -----------
+
+REQUIRED_ENTRIES = sorted(n for n in ENTRIES if n != "nid")
+
+
+@pytest.mark.parametrize("node", ["main", "registered", "followup.report"])
+def test_zero_is_a_transfer_the_caller_asked_for(node):
+    call = call_at(node, ROUTES)
+    call.press("0")
+    assert call.actions == TO_AGENT
+    assert call.last.outcome is StepOutcome.TRANSFER_REQUESTED
+
+
+@pytest.mark.parametrize("how", ["invalid", "timeout"])
+@pytest.mark.parametrize("node", INPUT_NODES)
+def test_two_failures_are_logged_as_such_and_the_third_as_a_transfer_after_failures(node, how):
+    call = call_at(node, ROUTES)
+    outcomes = [fail(call, how).outcome for _ in range(3)]
+    if kind(node) is m.Recorder:
+        failure = StepOutcome.TOO_SHORT
+    elif how == "timeout":
+        failure = StepOutcome.TIMEOUT
+    else:
+        failure = StepOutcome.INVALID
+    assert outcomes == [failure, failure, StepOutcome.TRANSFER_AFTER_FAILURES]
+
+
+@pytest.mark.parametrize("node", [*MENU_NODES, *REQUIRED_ENTRIES])
+def test_hash_alone_is_logged_as_empty_not_as_a_timeout(node):
+    call = call_at(node, ROUTES)
+    expected = said_with(own_actions(call), "retry.no_input")
+    call.press("")
+    assert call.last.outcome is StepOutcome.EMPTY
+    assert call.actions == expected  # what the caller hears is what silence gets
+    call.timeout()
+    assert call.last.outcome is StepOutcome.TIMEOUT
+    call.press("#" if kind(node) is m.Entry else "")
+    assert call.last.outcome is StepOutcome.TRANSFER_AFTER_FAILURES
+    assert prompts_of(call.actions) == ("retry.too_many", "agent.transfer")
+
+
+def test_hash_alone_skips_the_national_id_and_is_logged_as_skipped():
+    call = call_at("nid", ROUTES)
+    call.press("")
+    assert call.node == "summary"
+    assert call.last.outcome is StepOutcome.SKIPPED
+
+
+def test_wrong_last_four_are_rejected_and_malformed_ones_invalid():
+    call = call_at("followup.verify", ROUTES)
+    call.press("0000")
+    assert call.last.outcome is StepOutcome.REJECTED
+    call.press("123")
+    assert call.last.outcome is StepOutcome.INVALID
+
+
+@pytest.mark.parametrize(
+    ("node", "wrong", "heard"),
+    [
+        ("main", "7", "retry.too_many_invalid"),
+        ("callback.enter", "0912123456", "retry.too_many_entries"),
+        ("nid", "7731689957", "retry.too_many_entries"),
+        ("followup.enter", "1000000420", "retry.too_many_entries"),
+        ("followup.verify", "0000", "retry.too_many_mismatch"),
+    ],
+)
+def test_after_three_wrong_answers_the_caller_hears_why_not_no_answer(node, wrong, heard):
+    call = call_at(node, ROUTES)
+    call.run([wrong, wrong, wrong])
+    assert prompts_of(call.actions) == (heard, "agent.transfer")
+    assert "retry.too_many" not in prompts_of(call.actions)
+
+
+def test_a_recording_the_system_lost_is_not_called_too_short():
+    call = call_at("describe", ROUTES)
+    call.send(RecordingFailed())
+    assert call.node == "describe"
+    assert call.actions == (
+        Play(("describe.not_saved", "describe.instructions")),
+        Record(120, "#"),
+    )
+    assert call.last.outcome is StepOutcome.NOT_SAVED
+    call.record(RECORDING, 10.0)
+    assert call.node == "describe.review"
+    assert call.state.failures == 0
+
+
+def test_three_lost_recordings_say_the_system_could_not_save_it():
+    call = call_at("describe", ROUTES)
+    call.record(RECORDING, 0.5)  # too short ...
+    call.send(RecordingFailed())  # ... then lost twice: the last failure is the system's
+    call.send(RecordingFailed())
+    assert prompts_of(call.actions) == ("retry.too_many_unsaved", "agent.transfer")
+    assert call.last.outcome is StepOutcome.TRANSFER_AFTER_FAILURES
+
+
+@pytest.mark.parametrize("node", sorted(n for n in ROUTES if kind(n) is not m.Transfer))
+def test_a_system_failure_anywhere_says_so_and_hands_the_caller_to_a_person(node):
+    call = call_at(node, ROUTES)
+    before = (call.created(), call.lookups())
+    call.send(SystemFailed())
+    assert call.node == "agent"
+    assert call.actions == (Play(("system.unavailable",)), Transfer(AGENT_QUEUE))
+    assert call.last.outcome is StepOutcome.TRANSFER_UNAVAILABLE
+    assert (call.created(), call.lookups()) == before
+    call.send(SystemFailed())  # the agents have the call: nothing more to say
+    assert call.actions == () and call.last.outcome is StepOutcome.IGNORED
+
+
+def test_a_call_that_cannot_be_loaded_fails_over_like_any_other():
+    """What a transport answers when the call's own state is out of reach."""
+    result = advance(CallState(), SystemFailed())
+    assert result.actions == (Play(("system.unavailable",)), Transfer(AGENT_QUEUE))
+    assert result.outcome is StepOutcome.TRANSFER_UNAVAILABLE
+
+
+def test_a_system_failure_after_the_hangup_is_ignored():
+    call = call_at("summary", ROUTES)
+    call.hang_up()
+    assert call.send(SystemFailed()).actions == ()
+    assert call.last.outcome is StepOutcome.IGNORED
+
+
+def test_every_event_kind_is_named_once():
+    kinds = [e.kind for e in (Digits(""), Timeout(), RecordingFailed(), Hangup(), SystemFailed())]
+    assert len(set(kinds)) == len(kinds)
+    assert {k.value for k in EventKind} >= {"digits", "timeout", "recording_failed", "hangup"}
+
+
+def test_the_filed_draft_leaves_the_calls_state():
+    """Once the ticket holds them, the state (stored between webhooks) keeps no typed number."""
+    call = Call()
+    to_describe(call, "3")
+    finish_request(call, callback=OTHER_MOBILE, national_id=NATIONAL_ID)
+    assert call.state.national_id == NATIONAL_ID  # needed until the ticket is written
+    call.send(TicketCreated(TRACKING))
+    assert call.node == "registered"
+    assert all(getattr(call.state, name) is None for name in (*DRAFT_FIELDS, "national_id"))
+    assert call.state.tracking == TRACKING
+    registered = call.said
+    call.press("1")  # the tracking number is still there to be said again
+    assert call.said == registered
+
+
+def test_without_personal_data_drops_every_typed_number_and_the_looked_up_ticket():
+    call = call_at("followup.verify", ROUTES, caller_id=None)
+    assert call.state.ticket is not None
+    state = replace(call.state, callback=MOBILE, pending_callback=LANDLINE, national_id=NATIONAL_ID)
+    stored = state.without_personal_data().to_json()
+    for typed in (MOBILE, LANDLINE, NATIONAL_ID, TRACKING, OTHER_MOBILE):
+        assert typed not in stored
+    assert CallState.from_json(stored).node == "followup.verify"
+
+
 # --- hanging up -------------------------------------------------------------------------------
 
 NEW_REQUEST = (
@@ -1236,7 +1410,7 @@ def test_hanging_up_during_a_new_request_never_creates_a_ticket(step):
     call.run(NEW_REQUEST[:step])
     call.hang_up()
     assert call.state.ended
-    assert call.last.outcome == "hangup"
+    assert call.last.outcome is StepOutcome.HANGUP
     for event in AFTER_HANGUP:
         result = call.run([event])
         assert result.actions == ()
@@ -1259,7 +1433,7 @@ def test_hanging_up_while_the_ticket_is_created_ignores_the_result():
     call.hang_up()
     result = call.send(TicketCreated(TRACKING))
     assert result.actions == ()
-    assert result.outcome == "ignored"
+    assert result.outcome is StepOutcome.IGNORED
     assert len(call.created()) == 1
 
 
@@ -1286,7 +1460,7 @@ def test_an_event_after_the_transfer_is_ignored(event):
     call = call_at("agent", ROUTES)
     call.send(event)
     assert call.actions == ()
-    assert call.last.outcome == "ignored"
+    assert call.last.outcome is StepOutcome.IGNORED
     assert call.node == "agent"
     assert not call.created() and not call.lookups()
 

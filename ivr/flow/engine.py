@@ -3,7 +3,8 @@
 Pure: no I/O, no clock, no database. Where a call goes next is decided by the tables in
 ``menus``; this module only knows the six kinds of node and what each kind does with each kind
 of event. Errors a caller can cause (a wrong key, silence, a short recording, a wrong number)
-are retries here, and the third failure in a row hands the caller to an agent.
+are retries here, and the third failure in a row hands the caller to an agent with a prompt that
+says which failure it was. Every transition names its outcome from ``outcomes.StepOutcome``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from ivr.flow.events import (
     Digits,
     Event,
     Hangup,
+    RecordingFailed,
     RecordingFinished,
+    SystemFailed,
     TicketCreated,
     TicketLookedUp,
     Timeout,
 )
+from ivr.flow.outcomes import TRANSFERS, StepOutcome
 from ivr.flow.state import CallState, ticket_from_dict, ticket_to_dict
 from ivr.identifiers import is_valid_callback_number, is_valid_national_id, normalize_phone
 from ivr.tickets.tracking import is_valid_tracking
@@ -34,17 +38,19 @@ from ivr.tickets.tracking import is_valid_tracking
 class Transition:
     state: CallState
     actions: tuple[act.Action, ...]
-    outcome: str
-    """What came of the event, for the call's step log: ok, invalid, timeout, hangup …"""
+    outcome: StepOutcome
+    """What came of the event, for the call's step log."""
 
 
 def advance(state: CallState, event: Event) -> Transition:
     if isinstance(event, CallStarted):
         return _start(event)
     if isinstance(event, Hangup):
-        return Transition(replace(state, ended=True), (), "hangup")
+        return Transition(replace(state, ended=True), (), StepOutcome.HANGUP)
     if state.ended:
-        return Transition(state, (), "ignored")
+        return Transition(state, (), StepOutcome.IGNORED)
+    if isinstance(event, SystemFailed):
+        return unavailable(state)
     if state.node not in m.menus_for(state.province):
         # A call whose start was never saved: greet the caller rather than fail.
         return _start(CallStarted(state.caller_id, None, state.channel, state.province))
@@ -62,27 +68,49 @@ def _start(event: CallStarted) -> Transition:
         caller_id=event.caller_id,
         caller_number=caller,
     )
-    return _enter(state, "main", ("greeting",), "started")
+    return _enter(state, "main", ("greeting",), StepOutcome.STARTED)
+
+
+def unavailable(state: CallState) -> Transition:
+    """The system cannot go on with the call: say so and hand the caller to a person.
+
+    Also what a transport answers when it cannot even load the call (``state`` then is a new
+    ``CallState``): the same words and the same queue as every other transfer.
+    """
+    if isinstance(m.menus_for(state.province).get(state.node), m.Transfer):
+        return Transition(state, (), StepOutcome.IGNORED)  # the agents have the call already
+    agent = m.menus_for(state.province)["agent"]
+    assert isinstance(agent, m.Transfer)
+    actions = (act.Play(("system.unavailable",)), act.Transfer(agent.queue))
+    return Transition(
+        replace(state, node="agent", failures=0), actions, StepOutcome.TRANSFER_UNAVAILABLE
+    )
 
 
 # --- moving between nodes ---------------------------------------------------------------
 
 
-def _follow(state: CallState, go: m.Go, digits: str = "", prefix: tuple = ()) -> Transition:
+def _follow(
+    state: CallState,
+    go: m.Go,
+    digits: str = "",
+    prefix: tuple = (),
+    outcome: StepOutcome = StepOutcome.OK,
+) -> Transition:
     if go is m.REPEAT or not go.target:
-        return _enter(replace(state, failures=0), state.node, prefix, "repeat")
+        return _enter(replace(state, failures=0), state.node, prefix, StepOutcome.REPEAT)
     moved = replace(state, failures=0, **dict(go.sets))
     if go.effect:
         changed = EFFECTS[go.effect](moved, digits)
         if changed is None:
             node = m.menus_for(state.province)[state.node]
             prompt = node.invalid_prompt if isinstance(node, m.Entry) else "retry.invalid"
-            return _fail(state, prompt, "rejected")
+            return _fail(state, prompt, StepOutcome.REJECTED)
         moved = changed
-    return _enter(moved, go.target, (*prefix, *_expand(moved, go.say)), "ok")
+    return _enter(moved, go.target, (*prefix, *_expand(moved, go.say)), outcome)
 
 
-def _enter(state: CallState, name: str, prefix: tuple, outcome: str) -> Transition:
+def _enter(state: CallState, name: str, prefix: tuple, outcome: StepOutcome) -> Transition:
     node = m.menus_for(state.province)[name]
     state = replace(state, node=name)
     said = (*prefix, *_expand(state, getattr(node, "prompts", ())))
@@ -104,7 +132,9 @@ def _enter(state: CallState, name: str, prefix: tuple, outcome: str) -> Transiti
         case m.Recorder():
             return Transition(state, (act.Play(said), act.Record(m.RECORD_MAX_S, "#")), outcome)
         case m.Transfer():
-            return Transition(state, (act.Play(said), act.Transfer(node.queue)), "transfer")
+            # The transfer's cause is its outcome: asked for, unless failures brought it here.
+            cause = outcome if outcome in TRANSFERS else StepOutcome.TRANSFER_REQUESTED
+            return Transition(state, (act.Play(said), act.Transfer(node.queue)), cause)
         case m.Branch():
             go = node.yes if TESTS[node.test](state) else node.no
             return _follow(state, go, "", prefix)
@@ -115,10 +145,21 @@ def _enter(state: CallState, name: str, prefix: tuple, outcome: str) -> Transiti
     raise TypeError(f"unknown node {name!r}")
 
 
-def _fail(state: CallState, prompt: str, outcome: str) -> Transition:
+def _fail(state: CallState, prompt: str, outcome: StepOutcome) -> Transition:
+    """One more failure at the call's node: ``prompt`` and the node again, or after the third
+    in a row the agent, told why in words that fit this failure."""
     failures = state.failures + 1
     if failures >= m.MAX_FAILURES:
-        return _enter(replace(state, failures=0), "agent", ("retry.too_many",), outcome)
+        node = m.menus_for(state.province)[state.node]
+        refused = outcome in (StepOutcome.INVALID, StepOutcome.REJECTED)
+        gave_up = (
+            node.gave_up_prompt
+            if isinstance(node, m.Entry) and refused
+            else m.GAVE_UP_PROMPTS[outcome]
+        )
+        return _enter(
+            replace(state, failures=0), "agent", (gave_up,), StepOutcome.TRANSFER_AFTER_FAILURES
+        )
     return _enter(replace(state, failures=failures), state.node, (prompt,), outcome)
 
 
@@ -128,24 +169,28 @@ def _fail(state: CallState, prompt: str, outcome: str) -> Transition:
 def _on_menu(state: CallState, node: m.Menu, event: Event) -> Transition:
     if isinstance(event, Digits) and event.digits:
         go = node.choices.get(speech.normalize_digits(event.digits))
-        return _follow(state, go, event.digits) if go else _fail(state, "retry.invalid", "invalid")
-    if isinstance(event, Timeout | Digits):
-        return _fail(state, "retry.no_input", "timeout")
-    return _enter(state, state.node, (), "unexpected")
+        if go is None:
+            return _fail(state, "retry.invalid", StepOutcome.INVALID)
+        return _follow(state, go, event.digits)
+    if isinstance(event, Digits):  # the finish key alone: a key, but no answer
+        return _fail(state, "retry.no_input", StepOutcome.EMPTY)
+    if isinstance(event, Timeout):
+        return _fail(state, "retry.no_input", StepOutcome.TIMEOUT)
+    return _enter(state, state.node, (), StepOutcome.UNEXPECTED)
 
 
 def _on_entry(state: CallState, node: m.Entry, event: Event) -> Transition:
     if isinstance(event, Timeout):
-        return _fail(state, "retry.no_input", "timeout")
+        return _fail(state, "retry.no_input", StepOutcome.TIMEOUT)
     if not isinstance(event, Digits):
-        return _enter(state, state.node, (), "unexpected")
+        return _enter(state, state.node, (), StepOutcome.UNEXPECTED)
     digits = speech.normalize_digits(event.digits).strip().rstrip("#")
     if not digits:
         if node.on_empty:
-            return _follow(state, node.on_empty)
-        return _fail(state, "retry.no_input", "timeout")
+            return _follow(state, node.on_empty, outcome=StepOutcome.SKIPPED)
+        return _fail(state, "retry.no_input", StepOutcome.EMPTY)
     if not CHECKS[node.check](digits):
-        return _fail(state, node.invalid_prompt, "invalid")
+        return _fail(state, node.invalid_prompt, StepOutcome.INVALID)
     return _follow(state, node.on_valid, digits)
 
 
@@ -153,28 +198,32 @@ def _on_recorder(state: CallState, node: m.Recorder, event: Event) -> Transition
     if isinstance(event, RecordingFinished):
         if event.path and event.duration_s >= m.RECORD_MIN_S:
             return _follow(replace(state, recording_path=event.path), node.on_done)
-        return _fail(state, node.too_short_prompt, "too_short")
+        return _fail(state, node.too_short_prompt, StepOutcome.TOO_SHORT)
+    if isinstance(event, RecordingFailed):
+        return _fail(state, node.not_saved_prompt, StepOutcome.NOT_SAVED)
     if isinstance(event, Timeout | Digits):
-        return _fail(state, node.too_short_prompt, "too_short")
-    return _enter(state, state.node, (), "unexpected")
+        return _fail(state, node.too_short_prompt, StepOutcome.TOO_SHORT)
+    return _enter(state, state.node, (), StepOutcome.UNEXPECTED)
 
 
 def _on_operation(state: CallState, node: m.Operation, event: Event) -> Transition:
     if node.operation == "create_ticket" and isinstance(event, TicketCreated):
-        return _enter(replace(state, tracking=event.tracking), "registered", (), "created")
+        # The ticket holds the draft now: the call's state keeps none of it (personal data).
+        filed = replace(state, tracking=event.tracking, **dict(m.CLEAR_DRAFT))
+        return _enter(filed, "registered", (), StepOutcome.CREATED)
     if node.operation == "lookup_ticket" and isinstance(event, TicketLookedUp):
         info = event.ticket
         state = replace(state, ticket=ticket_to_dict(info) if info else None)
         if info and state.caller_number and state.caller_number == info.callback_number:
-            return _enter(state, "followup.report", (), "verified_by_caller_id")
-        return _enter(state, "followup.verify", (), "needs_verification")
+            return _enter(state, "followup.report", (), StepOutcome.VERIFIED_BY_CALLER_ID)
+        return _enter(state, "followup.verify", (), StepOutcome.NEEDS_VERIFICATION)
     # Never re-issue an operation on a stray event: a ticket must not be created twice.
-    return Transition(state, (), "ignored")
+    return Transition(state, (), StepOutcome.IGNORED)
 
 
 def _on_transfer(state: CallState, node: m.Transfer, event: Event) -> Transition:
     """The caller is in the agents' queue: the menus have nothing more to say."""
-    return Transition(state, (), "ignored")
+    return Transition(state, (), StepOutcome.IGNORED)
 
 
 _HANDLERS: dict[type, Callable[..., Transition]] = {

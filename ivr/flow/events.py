@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
+
+from ivr.flow.outcomes import EventKind
 
 
 @dataclass(frozen=True)
 class CallStarted:
+    kind: ClassVar[EventKind] = EventKind.CALL_STARTED
     caller_id: str | None
     called: str | None
     channel: str
@@ -18,6 +22,7 @@ class CallStarted:
 class Digits:
     """Keys pressed, without the finish key; empty when only the finish key was pressed."""
 
+    kind: ClassVar[EventKind] = EventKind.DIGITS
     digits: str
 
 
@@ -25,16 +30,37 @@ class Digits:
 class Timeout:
     """The caller pressed nothing before the gather's timeout."""
 
+    kind: ClassVar[EventKind] = EventKind.TIMEOUT
+
 
 @dataclass(frozen=True)
 class RecordingFinished:
+    """The recording ended; ``path`` None (or a short one) when the caller said nothing."""
+
+    kind: ClassVar[EventKind] = EventKind.RECORDING_FINISHED
     path: str | None
     duration_s: float
 
 
 @dataclass(frozen=True)
+class RecordingFailed:
+    """The caller may have spoken, but the system lost the recording (Twilio's audio could not
+    be fetched, Asterisk wrote no file): not the caller's fault, so not "too short"."""
+
+    kind: ClassVar[EventKind] = EventKind.RECORDING_FAILED
+
+
+@dataclass(frozen=True)
 class Hangup:
-    pass
+    kind: ClassVar[EventKind] = EventKind.HANGUP
+
+
+@dataclass(frozen=True)
+class SystemFailed:
+    """The call cannot go on in the menus (the database or the ticket store failed): a person
+    takes it."""
+
+    kind: ClassVar[EventKind] = EventKind.SYSTEM_FAILED
 
 
 @dataclass(frozen=True)
@@ -52,13 +78,25 @@ class TicketInfo:
 
 @dataclass(frozen=True)
 class TicketCreated:
+    kind: ClassVar[EventKind] = EventKind.TICKET_CREATED
     tracking: str | None
     """None only when the database was down and no number could be reserved: spooled unnumbered."""
 
 
 @dataclass(frozen=True)
 class TicketLookedUp:
+    kind: ClassVar[EventKind] = EventKind.TICKET_LOOKED_UP
     ticket: TicketInfo | None
 
 
-Event = CallStarted | Digits | Timeout | RecordingFinished | Hangup | TicketCreated | TicketLookedUp
+Event = (
+    CallStarted
+    | Digits
+    | Timeout
+    | RecordingFinished
+    | RecordingFailed
+    | Hangup
+    | SystemFailed
+    | TicketCreated
+    | TicketLookedUp
+)

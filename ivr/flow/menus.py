@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from ivr.flow.outcomes import StepOutcome
 from ivr.provinces import Province, load_province
 
 MENU_TIMEOUT_S = 5
@@ -18,6 +19,18 @@ MAX_FAILURES = 3
 RECORD_MAX_S = 120
 RECORD_MIN_S = 2.0
 AGENT_QUEUE = "124-agents"
+
+GAVE_UP_PROMPTS: dict[StepOutcome, str] = {
+    StepOutcome.INVALID: "retry.too_many_invalid",
+    StepOutcome.REJECTED: "retry.too_many_invalid",
+    StepOutcome.TIMEOUT: "retry.too_many",
+    StepOutcome.EMPTY: "retry.too_many",
+    StepOutcome.TOO_SHORT: "retry.too_many_unrecorded",
+    StepOutcome.NOT_SAVED: "retry.too_many_unsaved",
+}
+"""What the caller hears before the agent after the third failure in a row, by the kind of that
+third failure: wrong keys, silence, no recording, a recording the system lost. An entry names
+its own prompt for refused answers (``Entry.gave_up_prompt``)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,8 @@ class Entry:
     on_valid: Go
     on_empty: Go | None = None
     """Where ``#`` alone leads, for optional entries."""
+    gave_up_prompt: str = "retry.too_many_entries"
+    """Said before the agent when the third refused answer in a row was refused."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,8 @@ class Recorder:
     prompts: tuple[Part, ...]
     too_short_prompt: str
     on_done: Go
+    not_saved_prompt: str = "describe.not_saved"
+    """The system lost the recording: say so (not "too short") and ask again."""
 
 
 @dataclass(frozen=True)
@@ -141,10 +158,14 @@ def _place_menu(province: Province, places: str, intro: str) -> Menu:
     return Menu(tuple(prompts), choices)
 
 
-@cache
 def menus_for(province_code: str) -> dict[str, Node]:
     """The whole tree for one province (only the place menus differ between provinces)."""
-    province = load_province(province_code)
+    return _menus(load_province(province_code))
+
+
+@cache
+def _menus(province: Province) -> dict[str, Node]:
+    """Cached by the province's content, so a changed provinces folder is never served stale."""
     confirm = ("callback.confirm_menu",)
     return {
         "main": Menu(
@@ -220,6 +241,7 @@ def menus_for(province_code: str) -> dict[str, Node]:
             "last_four",
             "followup.mismatch",
             on_valid=Go("followup.report", effect="verify_last_four"),
+            gave_up_prompt="retry.too_many_mismatch",
         ),
         "followup.report": Menu(
             (Slot("ticket_report"), "followup.menu"),

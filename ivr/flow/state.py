@@ -7,7 +7,7 @@ node of a cluster can take the next one.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,18 @@ class CallState:
     ticket: dict[str, Any] | None = None
     """The ticket a follow-up looked up (never spoken before the caller is verified)."""
     ended: bool = False
+
+    def without_personal_data(self) -> CallState:
+        """What may stay stored once the call is over: no number the caller typed (callback,
+        national ID, tracking number) and nothing about a ticket they looked up."""
+        return replace(
+            self,
+            callback=None,
+            pending_callback=None,
+            national_id=None,
+            tracking=None,
+            ticket=None,
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
