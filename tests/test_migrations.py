@@ -92,3 +92,88 @@ def test_sqlite_engine_is_ready_for_several_writers(sqlite_url: str) -> None:
             assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+OLD_STEPS = [
+    # (node, event, key, outcome) as revision 0004's code wrote them: class names, free strings.
+    ("new", "CallStarted", None, "started"),
+    ("main", "Digits", "", "timeout"),  # `#` alone, logged as silence
+    ("main", "Timeout", None, "timeout"),
+    ("main", "Digits", "0", "transfer"),
+    ("nid", "Digits", "0 digits", "ok"),  # the national ID skipped with #
+    ("callback.enter", "Digits", "3 digits", "transfer"),  # the third refused number
+    ("describe", "RecordingFinished", "0.0s", "too_short"),
+    ("agent", "Hangup", None, "hangup"),
+]
+NEW_STEPS = [
+    ("new", "call_started", None, "started"),
+    ("main", "digits", "", "empty"),
+    ("main", "timeout", None, "timeout"),
+    ("main", "digits", "0", "transfer_requested"),
+    ("nid", "digits", "0 digits", "skipped"),
+    ("callback.enter", "digits", "3 digits", "transfer_after_failures"),
+    ("describe", "recording_finished", "0.0s", "too_short"),
+    ("agent", "hangup", None, "hangup"),
+]
+
+
+def test_0005_translates_old_call_records_and_back(url: str) -> None:
+    """Steps written before the enums read like new ones; old calls get ended_by and, through
+    their ticket, the province. Downgrading gives the old words back."""
+    config = alembic_config(url)
+    command.upgrade(config, "0004")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as c:
+            c.execute(
+                text(
+                    "INSERT INTO ticket (id, tracking, channel, province, category,"
+                    " callback_number, status, created_at, updated_at, escalation_level)"
+                    " VALUES (1, '1000000019', 'twilio', 'qom', 'trade', '09121234567',"
+                    " 'registered', :at, :at, 0)"
+                ),
+                {"at": "2026-11-30 08:00:00+00:00"},
+            )
+            for call_id, outcome, ticket_id in ((1, "ticket", 1), (2, "transferred", None)):
+                c.execute(
+                    text(
+                        'INSERT INTO "call" (id, channel, external_id, started_at, outcome,'
+                        " ticket_id, state) VALUES (:id, 'twilio', :ext, :at, :outcome, :ticket,"
+                        " '{}')"
+                    ),
+                    {
+                        "id": call_id,
+                        "ext": f"CA{call_id}",
+                        "at": "2026-11-30 08:00:00+00:00",
+                        "outcome": outcome,
+                        "ticket": ticket_id,
+                    },
+                )
+            for i, (node, event, key, outcome) in enumerate(OLD_STEPS):
+                c.execute(
+                    text(
+                        "INSERT INTO call_step (id, call_id, at, node, event, key, outcome)"
+                        " VALUES (:id, 1, :at, :node, :event, :key, :outcome)"
+                    ),
+                    {
+                        "id": i + 1,
+                        "at": "2026-11-30 08:00:00+00:00",
+                        "node": node,
+                        "event": event,
+                        "key": key,
+                        "outcome": outcome,
+                    },
+                )
+        command.upgrade(config, "0005")
+        steps = "SELECT node, event, key, outcome FROM call_step ORDER BY id"
+        with engine.connect() as c:
+            assert [tuple(r) for r in c.execute(text(steps))] == NEW_STEPS
+            calls = c.execute(text('SELECT id, ended_by, province FROM "call" ORDER BY id'))
+            assert [tuple(r) for r in calls] == [(1, "caller", "qom"), (2, "transferred", None)]
+        command.downgrade(config, "0004")
+        with engine.connect() as c:
+            back = [tuple(r) for r in c.execute(text(steps))]
+        # Back to the old words; only the two transfer causes fold into one "transfer" again.
+        assert back == OLD_STEPS
+    finally:
+        engine.dispose()

@@ -43,8 +43,8 @@ def setup(tmp_path: Path) -> tuple[QueueEventRecorder, Clock, CallStore]:
     upgrade(url)
     engine = make_engine(url)
     clock = Clock()
-    recorder = QueueEventRecorder(engine, ami=None, clock=clock)  # type: ignore[arg-type]
     store = CallStore(engine)
+    recorder = QueueEventRecorder(store, ami=None, clock=clock)  # type: ignore[arg-type]
     store.open("asterisk", "1700000000.1", "09121234567", "124")
     return recorder, clock, store
 
@@ -138,6 +138,6 @@ def test_channels_the_ivr_never_handled_are_ignored(setup):
 
 def test_a_database_error_is_logged_not_raised(setup, caplog, tmp_path):
     recorder, _clock, _store = setup
-    recorder.engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no call table
+    recorder.calls = CallStore(make_engine(f"sqlite:///{tmp_path / 'empty.db'}"))  # no table
     assert not recorder.handle(ev("QueueCallerJoin"))
     assert "could not record QueueCallerJoin" in caplog.text

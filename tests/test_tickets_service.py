@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, func, select
 
+from ivr.flow.outcomes import CallEnd, CallOutcome, EventKind, StepOutcome
 from ivr.settings import Settings
 from ivr.tickets.allocator import TrackingAllocator
 from ivr.tickets.calls import CallStore, StepRecord
@@ -270,27 +271,37 @@ def test_call_store_round_trip(service: TicketService) -> None:
 
     at = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
     steps = [
-        StepRecord("main", "digit", "1", "category", at),
-        StepRecord("category", "timeout", None, "retry", at + timedelta(seconds=5)),
+        StepRecord("main", EventKind.DIGITS, "1", StepOutcome.OK, at),
+        StepRecord(
+            "category", EventKind.TIMEOUT, None, StepOutcome.TIMEOUT, at + timedelta(seconds=5)
+        ),
     ]
     calls.save_turn(call_id, '{"node": "category", "retries": 1}', steps)
     assert calls.load_state("CA123") == (call_id, '{"node": "category", "retries": 1}')
 
     tracking = service.create(draft()).tracking
-    calls.finish(call_id, "ticket", tracking)
+    calls.finish(call_id, CallOutcome.TICKET, CallEnd.CALLER, tracking)
     with Session(service.engine) as s:
         rows = s.exec(select(CallStep).order_by(CallStep.id)).all()
         assert [(r.node, r.event, r.key, r.outcome) for r in rows] == [
-            ("main", "digit", "1", "category"),
-            ("category", "timeout", None, "retry"),
+            ("main", "digits", "1", "ok"),
+            ("category", "timeout", None, "timeout"),
         ]
         call = s.get(Call, call_id)
         assert call is not None
         assert call.outcome == "ticket" and call.ended_at is not None
+        assert call.ended_by == "caller"
         ticket_id = s.exec(select(Ticket.id).where(Ticket.tracking == tracking)).one()
         assert call.ticket_id == ticket_id
     with pytest.raises(LookupError):
         calls.save_turn(call_id + 1, "{}", [])
+    # Free strings are refused: the records speak the flow's enums only.
+    with pytest.raises(ValueError):
+        calls.save_turn(call_id, "{}", [StepRecord("main", "Digits", "1", "ok")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        calls.save_turn(call_id, "{}", [StepRecord("main", "digits", "1", "transfer")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        calls.finish(call_id, "completed", CallEnd.CALLER)  # type: ignore[arg-type]
 
 
 def test_render_table_detail_and_json(service: TicketService) -> None:

@@ -18,6 +18,9 @@ back to Asterisk's whole-second ``HoldTime`` when the join was not seen (the con
 started while the caller waited). Events for channels the IVR never handled (other queues on
 the same PBX) match no row and are ignored. Events sent while AMI is disconnected are lost:
 the ``AmiClient`` watchdog logs in again, but Asterisk does not replay them.
+
+This module only reads the events; the call store (``ivr.tickets.calls``), the one writer of
+the ``call`` table, reads and writes the rows.
 """
 
 from __future__ import annotations
@@ -25,18 +28,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
 
-from ivr.clock import as_aware, utcnow
+from ivr.clock import utcnow
 from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient, AmiEvent, ListenerHandle
-from ivr.tickets.db import session_scope
-from ivr.tickets.models import (
-    Call,
-)
+from ivr.tickets.calls import CallStore, QueueColumns
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +45,9 @@ class QueueEventRecorder:
     """An AMI listener that keeps each IVR call's queue columns up to date."""
 
     def __init__(
-        self, engine: Engine, ami: AmiClient, clock: Callable[[], datetime] = utcnow
+        self, calls: CallStore, ami: AmiClient, clock: Callable[[], datetime] = utcnow
     ) -> None:
-        self.engine = engine
+        self.calls = calls
         self.ami = ami
         self.clock = clock
         self.written = 0
@@ -92,16 +90,11 @@ class QueueEventRecorder:
         return self.clock()
 
     def _write(self, event: AmiEvent, uniqueid: str, at: datetime) -> bool:
-        with Session(self.engine) as session:
-            row = session.exec(
-                select(Call.queue_joined_at, Call.queue_left_at, Call.queue_outcome).where(
-                    Call.external_id == uniqueid
-                )
-            ).first()
-        if row is None:
+        wait_so_far = self.calls.queue_wait(uniqueid)
+        if wait_so_far is None:
             return False  # not a call the IVR handled
-        joined, left, outcome = as_aware(row[0]), as_aware(row[1]), row[2]
-        values: dict[str, Any]
+        joined, left, outcome = wait_so_far.joined_at, wait_so_far.left_at, wait_so_far.outcome
+        values: QueueColumns
         if event.name == "QueueCallerJoin":
             # A second transfer in one call starts a new wait: forget the first one.
             values = {
@@ -135,11 +128,7 @@ class QueueEventRecorder:
                 values["queue_left_at"] = left or at
                 values["queue_outcome"] = "abandoned"
                 values["queue_wait_s"] = _wait(joined, left, wait)
-        with session_scope(self.engine) as session:
-            result = session.execute(
-                update(Call).where(col(Call.external_id) == uniqueid).values(**values)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        return self.calls.update_queue(uniqueid, values)
 
 
 def _seconds(text: str) -> float | None:
@@ -169,7 +158,7 @@ def start_queue_events(engine: Engine, settings: Settings) -> tuple[AmiClient, Q
         settings.ami_secret,
         event_mask="agent",  # the queue events' class: nothing else is parsed
     )
-    recorder = QueueEventRecorder(engine, ami)
+    recorder = QueueEventRecorder(CallStore(engine), ami)
     recorder.start()
     try:
         ami.connect(timeout=1.0)

@@ -118,12 +118,23 @@ class Call(SQLModel, table=True):
     channel: str = Field(max_length=16)
     external_id: str = Field(max_length=64, index=True, unique=True)
     """Twilio's CallSid, Asterisk's uniqueid, or a generated id for the terminal phone."""
+    channel_id: str | None = Field(default=None, max_length=128)
+    """The network's own name for the line, to find the call in its logs: Asterisk's channel
+    name (``PJSIP/trunk-0000002a``, as in the CDR), Twilio's ParentCallSid when the call was
+    forwarded from another call, else its CallSid; None for the terminal phone."""
     caller: str | None = Field(default=None, max_length=32)
     called: str | None = Field(default=None, max_length=32)
+    """The number the caller dialled, as the network delivered it."""
+    province: str | None = Field(default=None, max_length=32, index=True)
+    """The province the call was answered for: the one claiming ``called``, else the node's."""
     started_at: datetime = Field(default_factory=utcnow, index=True)
     ended_at: datetime | None = None
     outcome: str | None = Field(default=None, max_length=24)
-    """ticket, followup, transferred, abandoned, completed."""
+    """What came of it (``ivr.flow.outcomes.CallOutcome``): ticket, followup, transferred,
+    abandoned, failed."""
+    ended_by: str | None = Field(default=None, max_length=16)
+    """How the IVR's part ended (``ivr.flow.outcomes.CallEnd``): caller, ivr, transferred,
+    system_error; a transfer's cause is in its ``call_step``."""
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     state: str = "{}"
     """The flow engine's state as JSON, so any node can take the call's next webhook."""
@@ -151,9 +162,13 @@ class CallStep(SQLModel, table=True):
     call_id: int = Field(foreign_key="call.id", index=True)
     at: datetime = Field(default_factory=utcnow, index=True)
     node: str = Field(max_length=48)
+    """Where the caller was when the event came (for a transfer: where it happened)."""
     event: str = Field(max_length=24)
+    """``ivr.flow.outcomes.EventKind``."""
     key: str | None = Field(default=None, max_length=32)
+    """A menu key as pressed; a typed number only as its length (``"11 digits"``)."""
     outcome: str = Field(max_length=24)
+    """``ivr.flow.outcomes.StepOutcome``; a transfer's outcome is its cause."""
 
 
 OPEN_STATUSES: tuple[str, ...] = tuple(
