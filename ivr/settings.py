@@ -26,7 +26,11 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; empty means SQLite at ``storage_dir/ivr.db``."""
 
     province: str = "qom"
-    """Which province's places this node offers (a file in ``ivr/provinces/``)."""
+    """Which province's places this node offers (a file in ``provinces_dir``) when the called
+    number is not one a province file claims."""
+    provinces_dir: Path = Path(__file__).parent / "provinces"
+    """Where the province files (``<code>.toml``: places and the numbers that reach each
+    province's 124) are read from; default the package's own folder."""
 
     web_host: str = "127.0.0.1"
     web_port: int = 8124

@@ -12,6 +12,9 @@ tests never touch ``storage/`` and never see each other's tickets unless they sh
 * ``audio_files`` — ``description.wav`` (3 s) and ``short.wav`` (1 s), 8 kHz mono, served over HTTP
   the way Twilio serves a ``RecordingUrl``; ``recording_wav`` / ``recording_url`` are the 3 s one.
 
+* ``second_province`` — a provinces folder with Qom and a test province (``markazi``, reached
+  by ``086124``) and a prompts folder built with its place names, see :class:`SecondProvince`.
+
 * ``calls`` — :class:`CallHelpers`: answer a ``TwilioPhone`` with ``ivr call --keys`` tokens, read
   prompt stems and tracking numbers from Play URLs.
 * ``ivr_cli`` — run the ``ivr`` CLI on ``ivr_env``.
@@ -224,6 +227,61 @@ def prompts_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = make_env(tmp_path_factory.mktemp("prompts-build"), None)
     run_ivr(env, "prompts", "build", timeout=600)
     return PROMPTS_DIR
+
+
+SECOND_PROVINCE_TOML = """\
+# A second province for tests: its own number, towns and zone.
+name = "مرکزی"
+numbers = ["086124"]
+
+[[towns]]
+key = "1"
+id = "kheirabad"
+name = "شهرک صنعتی خیرآباد"
+
+[[towns]]
+key = "2"
+id = "eibakabad"
+name = "شهرک صنعتی ایبک‌آباد"
+
+[[zones]]
+key = "1"
+id = "mohajeran"
+name = "ناحیه صنعتی مهاجران"
+"""
+
+
+@dataclass(frozen=True)
+class SecondProvince:
+    """``provinces_dir``: qom.toml (the package's) and markazi.toml; ``prompts_dir``: a copy of
+    the prompts with the new place names rendered (``ivr prompts build`` on both folders)."""
+
+    provinces_dir: Path
+    prompts_dir: Path
+    code: str = "markazi"
+    number: str = "086124"
+    first_town: str = "kheirabad"
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """For :func:`make_env` / ``start_server``."""
+        return {"provinces_dir": str(self.provinces_dir), "prompts_dir": str(self.prompts_dir)}
+
+
+@pytest.fixture(scope="session")
+def second_province(
+    tmp_path_factory: pytest.TempPathFactory, prompts_built: Path
+) -> SecondProvince:
+    root = tmp_path_factory.mktemp("second-province")
+    provinces = root / "provinces"
+    provinces.mkdir()
+    shutil.copy(PROJECT_ROOT / "ivr" / "provinces" / "qom.toml", provinces / "qom.toml")
+    (provinces / "markazi.toml").write_text(SECOND_PROVINCE_TOML, encoding="utf-8")
+    prompts = root / "prompts"
+    shutil.copytree(prompts_built, prompts)  # with generated/: only the new places render
+    found = SecondProvince(provinces, prompts)
+    run_ivr(make_env(root / "storage", None, **found.settings), "prompts", "build", timeout=600)
+    return found
 
 
 @pytest.fixture
