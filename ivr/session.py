@@ -14,16 +14,20 @@ from dataclasses import asdict, dataclass, fields
 from ivr.clock import utcnow
 from ivr.flow import CallState, advance, menus
 from ivr.flow import actions as act
+from ivr.flow.engine import unavailable
 from ivr.flow.events import (
     CallStarted,
     Digits,
     Event,
     Hangup,
     RecordingFinished,
+    SystemFailed,
     TicketCreated,
     TicketInfo,
     TicketLookedUp,
 )
+from ivr.flow.outcomes import CallEnd, CallOutcome, StepOutcome
+from ivr.provinces import province_for_number
 from ivr.tickets.calls import CallStore, StepRecord
 from ivr.tickets.service import TicketDraft, TicketService
 
@@ -58,12 +62,20 @@ class CallSession:
         external_id: str,
         caller: str | None,
         called: str | None,
-        province: str,
+        default_province: str,
+        channel_id: str | None = None,
     ) -> tuple[CallSession, tuple[act.Action, ...]]:
-        """Open the call record (best effort: a call is answered even if the database is down)."""
+        """Answer a new call for the province its called number reaches (``default_province``
+        when no province file claims the number).
+
+        The call record is opened best effort: a call is answered even if the database is down.
+        """
+        province = province_for_number(called, default_province)
         services.tickets.allocator.ensure_ready()
         try:
-            call_id = services.calls.open(channel, external_id, caller, called)
+            call_id = services.calls.open(
+                channel, external_id, caller, called, province=province, channel_id=channel_id
+            )
         except Exception:
             log.exception("could not open call record %s; going on without it", external_id)
             call_id = None
@@ -80,8 +92,29 @@ class CallSession:
         call_id, state_json = found
         return cls(services, external_id, call_id, CallState.from_json(state_json))
 
+    @classmethod
+    def fail_over(
+        cls, services: Services, external_id: str, default_province: str
+    ) -> tuple[act.Action, ...]:
+        """A transport could not run the call's turn (the database is down, …): the caller
+        hears that the system is unavailable and goes to a person. Recorded when the call
+        store can still be reached; never raises."""
+        try:
+            session = cls.resume(services, external_id)
+        except Exception:
+            log.warning("call %s: its record is out of reach too", external_id)
+            session = None
+        if session is None:
+            session = cls(services, external_id, None, CallState(province=default_province))
+        try:
+            return session.feed(SystemFailed())
+        except Exception:
+            log.exception("call %s: could not even fail over; transferring", external_id)
+            return unavailable(CallState(province=default_province)).actions
+
     def feed(self, event: Event) -> tuple[act.Action, ...]:
         """Advance the call by one event; return what the transport must do next."""
+        was_over = self.state.ended
         telephony: list[act.Action] = []
         steps: list[StepRecord] = []
         pending: list[Event] = [event]
@@ -98,19 +131,40 @@ class CallSession:
                     pending.append(self._lookup(action))
                 else:
                     telephony.append(action)
-        self._save(steps, telephony, event)
+        self._save(steps, None if was_over else _ending(self.state, telephony, event))
         return tuple(telephony)
+
+    def crashed(self) -> None:
+        """The transport lost the call to an error (not a hangup): the records say so, best
+        effort, and keep no personal data."""
+        if self.call_id is None or self.state.ended:
+            return
+        try:
+            self.services.calls.save_turn(
+                self.call_id, self.state.without_personal_data().to_json(), []
+            )
+            self.services.calls.finish(self.call_id, CallOutcome.FAILED, CallEnd.SYSTEM_ERROR)
+        except Exception:
+            log.exception("could not record the failure of call %s", self.external_id)
 
     # --- ticket operations -----------------------------------------------------------------
 
-    def _create(self, action: act.CreateTicket) -> TicketCreated:
+    def _create(self, action: act.CreateTicket) -> TicketCreated | SystemFailed:
         # The action carries exactly the draft's fields: the engine names them, the store keeps.
-        created = self.services.tickets.create(TicketDraft(**asdict(action)))
+        try:
+            created = self.services.tickets.create(TicketDraft(**asdict(action)))
+        except Exception:  # neither stored nor spooled: a person must take the request
+            log.exception("call %s: the ticket could not be created", self.external_id)
+            return SystemFailed()
         self.tracking_created = created.tracking
         return TicketCreated(created.tracking)
 
-    def _lookup(self, action: act.LookupTicket) -> TicketLookedUp:
-        view = self.services.tickets.get(action.tracking)
+    def _lookup(self, action: act.LookupTicket) -> TicketLookedUp | SystemFailed:
+        try:
+            view = self.services.tickets.get(action.tracking)
+        except Exception:
+            log.exception("call %s: the ticket could not be looked up", self.external_id)
+            return SystemFailed()
         if view is None:
             return TicketLookedUp(None)
         return TicketLookedUp(
@@ -119,52 +173,66 @@ class CallSession:
 
     # --- the call's record -----------------------------------------------------------------
 
-    def _step(self, node: str, event: Event, outcome: str) -> StepRecord:
+    def _step(self, node: str, event: Event, outcome: StepOutcome) -> StepRecord:
         return StepRecord(
             node=node,
-            event=type(event).__name__,
+            event=event.kind,
             key=_loggable_key(node, self.state, event),
             outcome=outcome,
             at=utcnow(),
         )
 
-    def _save(self, steps: list[StepRecord], telephony: list[act.Action], event: Event) -> None:
+    def _save(self, steps: list[StepRecord], ending: tuple[CallOutcome, CallEnd] | None) -> None:
         if self.call_id is None:
             return
         try:
-            self.services.calls.save_turn(self.call_id, self.state.to_json(), steps)
-            outcome = _call_outcome(self.state, telephony, event)
-            if outcome:
-                self.services.calls.finish(
-                    self.call_id, outcome, self.state.tracking if outcome == "ticket" else None
-                )
+            # Over for the IVR (hung up, or with the agents): nothing typed is kept any longer.
+            over = self.state.ended or _with_agents(self.state)
+            stored = self.state.without_personal_data() if over else self.state
+            self.services.calls.save_turn(self.call_id, stored.to_json(), steps)
+            if ending is not None:
+                outcome, ended_by = ending
+                tracking = self.state.tracking if outcome is CallOutcome.TICKET else None
+                self.services.calls.finish(self.call_id, outcome, ended_by, tracking)
         except Exception:
             # The caller must not hear an error because a log line could not be written.
             log.exception("could not save call %s", self.external_id)
 
 
 def _loggable_key(node: str, state: CallState, event: Event) -> str | None:
-    """Menu keys are logged as pressed; typed numbers only by length (they are personal data)."""
+    """Menu keys are logged as pressed; typed numbers only by length (they are personal data).
+
+    Anything longer than one key is a typed number wherever it was typed (the terminal phone
+    lets a caller type a whole number at a menu).
+    """
     if isinstance(event, Digits):
         kind = menus.menus_for(state.province).get(node)
-        if isinstance(kind, menus.Entry):
-            return f"{len(event.digits)} digits"
-        return event.digits
+        if isinstance(kind, menus.Menu) and len(event.digits) <= 1:
+            return event.digits
+        return f"{len(event.digits)} digits"
     if isinstance(event, RecordingFinished):
         return f"{event.duration_s:.1f}s"
     return None
 
 
-def _call_outcome(state: CallState, telephony: list[act.Action], event: Event) -> str | None:
-    """How the call ended, for the reports; None while it goes on."""
+def _with_agents(state: CallState) -> bool:
+    return isinstance(menus.menus_for(state.province).get(state.node), menus.Transfer)
+
+
+_OUTCOME_AT = {"registered": CallOutcome.TICKET, "followup.report": CallOutcome.FOLLOWUP}
+"""What a call that ends at these nodes achieved; anywhere else in the menus it was abandoned."""
+
+
+def _ending(
+    state: CallState, telephony: list[act.Action], event: Event
+) -> tuple[CallOutcome, CallEnd] | None:
+    """How the call ended and what came of it, for the reports; None while it goes on."""
     if any(isinstance(a, act.Transfer) for a in telephony):
-        return "transferred"
+        return CallOutcome.TRANSFERRED, CallEnd.TRANSFERRED
+    if any(isinstance(a, act.HangUp) for a in telephony):
+        return _OUTCOME_AT.get(state.node, CallOutcome.ABANDONED), CallEnd.IVR
     if not isinstance(event, Hangup):
         return None
-    if state.node == "agent":
-        return "transferred"
-    if state.node == "registered":
-        return "ticket"
-    if state.node == "followup.report":
-        return "followup"
-    return "abandoned"
+    if _with_agents(state):
+        return CallOutcome.TRANSFERRED, CallEnd.TRANSFERRED
+    return _OUTCOME_AT.get(state.node, CallOutcome.ABANDONED), CallEnd.CALLER

@@ -4,6 +4,8 @@ Each call is one FastAGI connection (one thread). The session's state stays in m
 call's life and is saved after every turn, so a database hiccup is heard by nobody. The
 transfer to agents is done by Asterisk itself: the controller sets ``IVR_ACTION=transfer`` and
 ``IVR_QUEUE`` and returns, and the dialplan (``dialplans/extensions.conf``) runs ``Queue()``.
+The dialplan passes the number the caller dialled as the AGI's first argument (the province is
+chosen by it); without one, the AGI's extension stands in.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.flow import actions as act
-from ivr.flow.events import Digits, Event, Hangup, RecordingFinished, Timeout
+from ivr.flow.events import Digits, Event, Hangup, RecordingFailed, RecordingFinished, Timeout
 from ivr.prompts import ASTERISK_SUBDIR, file_stem, read_wav_info
 from ivr.session import CallSession, Services
 from ivr.settings import Settings
@@ -44,14 +46,18 @@ class AsteriskCalls:
             channel="asterisk",
             external_id=external_id,
             caller=call.callerid or None,
-            called=call.extension or None,
-            province=self.settings.province,
+            called=dialled_number(call),
+            default_province=self.settings.province,
+            channel_id=call.channel or None,
         )
         try:
             while (event := self._perform(call, session, actions)) is not None:
                 actions = session.feed(event)
         except CallerHungUp:
             session.feed(Hangup())
+            raise
+        except Exception:
+            session.crashed()  # the dialplan sends the caller to the agents' queue
             raise
 
     def _perform(
@@ -93,8 +99,18 @@ class AsteriskCalls:
             raise
         path = base.with_suffix(".wav")
         if not path.is_file():
-            return RecordingFinished(None, 0.0)
+            # RECORD FILE creates the file before the caller speaks: none means Asterisk could
+            # not write it, which is the system's failure, not a silent caller.
+            log.error("call %s: Asterisk wrote no recording at %s", session.external_id, path)
+            return RecordingFailed()
         return RecordingFinished(str(path), read_wav_info(path).duration)
+
+
+def dialled_number(call: AgiCall) -> str | None:
+    """What the caller dialled: the dialplan's first AGI argument (``IVR_CALLED``), else the
+    extension the AGI runs in."""
+    args = call.args
+    return (args[0] if args and args[0] else call.extension) or None
 
 
 def _gather(call: AgiCall, gather: act.Gather) -> Event:

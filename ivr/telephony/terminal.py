@@ -44,6 +44,8 @@ class TerminalPhone:
     """None: ask at the keyboard."""
     recording: Path | None = None
     caller: str | None = "09121234567"
+    called: str = "124"
+    """The number dialled: it chooses the province (a number no province claims: IVR_PROVINCE)."""
     audio: bool = False
     say: Callable[[str], None] = print
     ask: Callable[[str], str] = input
@@ -57,8 +59,8 @@ class TerminalPhone:
             channel="terminal",
             external_id=external_id,
             caller=self.caller,
-            called="124",
-            province=self.settings.province,
+            called=self.called,
+            default_province=self.settings.province,
         )
         while True:
             event = self._perform(actions, queue, result, session)

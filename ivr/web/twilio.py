@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from twilio.request_validator import RequestValidator
 
 from ivr.flow import actions as act
-from ivr.flow.events import Digits, Event, Hangup, RecordingFinished, Timeout
+from ivr.flow.events import Digits, Event, Hangup, RecordingFailed, RecordingFinished, Timeout
 from ivr.prompts import file_stem, read_wav_info
 from ivr.session import CallSession
 from ivr.settings import Settings
@@ -67,11 +67,12 @@ def voice(form: Form, ctx: Context, request: Request) -> Response:
             external_id=form.get("CallSid", ""),
             caller=form.get("From"),
             called=form.get("To"),
-            province=ctx.settings.province,
+            default_province=ctx.settings.province,
+            channel_id=form.get("ParentCallSid") or form.get("CallSid") or None,
         )
     except Exception:
         log.exception("could not start Twilio call %s", form.get("CallSid"))
-        return _unavailable(ctx, request)
+        return _unavailable(form, ctx, request)
     return _twiml(actions, ctx, request)
 
 
@@ -95,7 +96,7 @@ def recorded(form: Form, ctx: Context, request: Request) -> Response:
         duration = read_wav_info(path).duration
     except Exception:
         log.exception("could not fetch recording %s", url)
-        return _advance(form, RecordingFinished(None, 0.0), ctx, request)
+        return _advance(form, RecordingFailed(), ctx, request)
     return _advance(form, RecordingFinished(str(path), duration), ctx, request)
 
 
@@ -127,7 +128,7 @@ def _advance(form: dict, event: Event, ctx: Context, request: Request) -> Respon
         actions = session.feed(event)
     except Exception:
         log.exception("could not advance Twilio call %s", call_sid)
-        return _unavailable(ctx, request)
+        return _unavailable(form, ctx, request)
     return _twiml(actions, ctx, request)
 
 
@@ -139,9 +140,11 @@ def _twiml(actions: tuple[act.Action, ...], ctx: AppContext, request: Request) -
     )
 
 
-def _unavailable(ctx: AppContext, request: Request) -> Response:
-    """The database is unreachable: say so in Persian and hand the caller to a person."""
-    actions = (act.Play(("system.unavailable",)), act.Transfer(ctx.settings.agent_queue))
+def _unavailable(form: dict, ctx: AppContext, request: Request) -> Response:
+    """The database is unreachable: say so in Persian and hand the caller to a person (the
+    session records the transfer's cause when it still can)."""
+    call_sid = form.get("CallSid", "")
+    actions = CallSession.fail_over(ctx.services, call_sid, ctx.settings.province)
     return _twiml(actions, ctx, request)
 
 
