@@ -21,6 +21,7 @@ from ivr.provinces import (
     PACKAGE_DIR,
     ProvinceError,
     all_provinces,
+    check_provinces,
     load_province,
     normalize_number,
     place_prompts,
@@ -120,8 +121,11 @@ def test_a_number_claimed_by_two_provinces_is_refused_with_both_names(folder):
 
 
 def test_an_unknown_or_broken_province_says_which_and_what_is_known(folder):
-    with pytest.raises(ProvinceError, match=r"unknown province 'tehran' .*known: markazi, qom"):
+    with pytest.raises(
+        ProvinceError, match=r"unknown province 'tehran' .*known: markazi, qom"
+    ) as e:
         load_province("tehran", folder)
+    assert str(e.value).startswith("unknown province")  # one clear line, not a quoted repr
     with pytest.raises(ProvinceError, match="unknown province"):
         load_province("../qom", folder)
     (folder / "broken.toml").write_text('numbers = ["1"]\n', "utf-8")  # no name
@@ -196,3 +200,20 @@ def test_a_call_to_the_second_provinces_number_gets_its_places(
             "SELECT province, called FROM call WHERE external_id = ?", (result.external_id,)
         ).one()
     assert tuple(row) == (province, called)
+
+
+def test_a_folder_a_server_cannot_answer_from_is_refused_before_the_first_call(folder, tmp_path):
+    assert [p.code for p in check_provinces("qom", folder)] == ["markazi", "qom"]
+    assert [p.code for p in check_provinces("qom")] == ["qom"]  # the package's own folder
+    with pytest.raises(ProvinceError, match="unknown province 'tehran'"):
+        check_provinces("tehran", folder)
+    with pytest.raises(ProvinceError, match="is not a folder"):
+        check_provinces("qom", tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ProvinceError, match="holds no province file"):
+        check_provinces("qom", tmp_path / "empty")
+    clash = tmp_path / "clash"
+    shutil.copytree(folder, clash)
+    (clash / "isfahan.toml").write_text('name = "اصفهان"\nnumbers = ["025124"]\n', "utf-8")
+    with pytest.raises(ProvinceError, match="claimed by both"):
+        check_provinces("qom", clash)

@@ -8,6 +8,7 @@ public URL behind a proxy) are started where a test needs one.
 from __future__ import annotations
 
 import json
+import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from twilio_phone import Turn, TwilioPhone, parse_twiml
 from ivr.tickets.tracking import tracking_from_sequence
 
 if TYPE_CHECKING:
-    from conftest import AudioFiles, CallHelpers, IvrServer
+    from conftest import AudioFiles, CallHelpers, IvrServer, SecondProvince
 
 CALLER = "+989121234567"
 """Calls from the mobile it then accepts as its callback number."""
@@ -90,6 +91,20 @@ def ticket_count(server: IvrServer) -> int:
 def call_row(server: IvrServer, call_sid: str) -> dict | None:
     rows = server.sql("SELECT * FROM call WHERE external_id = ?", (call_sid,))
     return dict(rows[0]) if rows else None
+
+
+def steps(server: IvrServer, call_sid: str) -> list[tuple]:
+    """The call's steps as (node, event, key, outcome)."""
+    rows = server.sql(
+        "SELECT s.node, s.event, s.key, s.outcome FROM call_step s JOIN call c ON c.id = s.call_id"
+        " WHERE c.external_id = ? ORDER BY s.id",
+        (call_sid,),
+    )
+    return [tuple(row) for row in rows]
+
+
+def last_step(server: IvrServer, call_sid: str) -> tuple:
+    return steps(server, call_sid)[-1]
 
 
 def between(stems: list[str], start: str, end: str) -> list[str]:
@@ -196,8 +211,9 @@ def test_new_request_registers_ticket(
     call = call_row(server, phone.call_sid)
     assert call is not None
     assert (call["channel"], call["caller"], call["called"]) == ("twilio", CALLER, "124")
+    assert (call["province"], call["channel_id"]) == ("qom", phone.call_sid)
     assert call["outcome"] == "ticket" and call["ticket_id"] == stored[0]["id"]
-    assert call["ended_at"] is not None
+    assert call["ended_at"] is not None and call["ended_by"] == "caller"
 
 
 def test_registered_menu_repeats_and_hands_over(
@@ -298,10 +314,12 @@ def test_zero_goes_to_agents(
     assert calls.stems(agent.plays) == ["agent-transfer"]
     call = call_row(server, phone.call_sid)
     assert call is not None and call["outcome"] == "transferred"
+    assert call["ended_by"] == "transferred"
+    assert last_step(server, phone.call_sid) == ("main", "digits", "0", "transfer_requested")
 
 
 def test_three_silences_go_to_agents(
-    phones: Callable[..., TwilioPhone], calls: CallHelpers
+    server: IvrServer, phones: Callable[..., TwilioPhone], calls: CallHelpers
 ) -> None:
     phone = phones()
     phone.dial()
@@ -312,6 +330,33 @@ def test_three_silences_go_to_agents(
     third = phone.silence()
     assert third.waiting_for == "enqueue" and third.enqueue == "124-agents"
     assert calls.stems(third.plays) == ["retry-too_many", "agent-transfer"]
+    assert last_step(server, phone.call_sid) == (
+        "main",
+        "timeout",
+        None,
+        "transfer_after_failures",
+    )
+
+
+def test_three_wrong_keys_are_not_called_no_answer(
+    server: IvrServer, phones: Callable[..., TwilioPhone], calls: CallHelpers
+) -> None:
+    phone = phones()
+    phone.dial()
+    third = calls.drive(phone, ["7", "8", "9"])
+    assert third.waiting_for == "enqueue"
+    assert calls.stems(third.plays) == ["retry-too_many_invalid", "agent-transfer"]
+    assert last_step(server, phone.call_sid) == ("main", "digits", "9", "transfer_after_failures")
+
+
+def test_three_wrong_last_four_say_the_details_did_not_match(
+    registration: Registration, phones: Callable[..., TwilioPhone], calls: CallHelpers
+) -> None:
+    phone = phones(STRANGER)
+    verify = follow_up(calls, phone, registration.tracking)
+    assert calls.stems(verify.plays) == ["followup-verify"]
+    third = calls.drive(phone, ["1111#", "2222#", "3333#"])
+    assert calls.stems(third.plays) == ["retry-too_many_mismatch", "agent-transfer"]
 
 
 # --- the caller's recording --------------------------------------------------------------------
@@ -360,6 +405,25 @@ def test_short_or_empty_recording_is_asked_again(
     empty = phone.record(duration=0)  # Twilio skips the action: our <Redirect> reports it
     assert calls.stems(empty.plays) == ["describe-too_short", "describe-instructions"]
     assert empty.waiting_for == "record"
+
+
+def test_a_recording_the_server_cannot_fetch_is_not_too_short(
+    server: IvrServer,
+    phones: Callable[..., TwilioPhone],
+    audio_files: AudioFiles,
+    calls: CallHelpers,
+) -> None:
+    """Twilio recorded the caller, but the download fails (here a 404): the caller hears that
+    the system could not save it and is asked again, and the step says what happened."""
+    phone = phones(recording_url=audio_files.url("gone.wav"))
+    phone.dial()
+    calls.drive(phone, ["1", "3"])
+    lost = phone.record()
+    assert calls.stems(lost.plays) == ["describe-not_saved", "describe-instructions"]
+    assert lost.waiting_for == "record"
+    assert last_step(server, phone.call_sid) == ("describe", "recording_failed", None, "not_saved")
+    phone.recording_url = audio_files.url("description.wav")
+    assert calls.stems(phone.record().plays) == ["describe-review"]
 
 
 def test_recording_url_without_extension_is_fetched_as_wav(
@@ -660,3 +724,96 @@ def test_public_url_with_path_prefix_keeps_webhooks_under_it(
         targets = [verbs[0].get("action"), (verbs[1].text or "").strip()]
         for target in targets:
             assert urllib.parse.urljoin(voice_url, target).startswith(prefix + "/"), target
+
+
+# --- the called number chooses the province ----------------------------------------------------
+
+
+def test_the_called_number_chooses_the_province(
+    start_server: Callable[..., IvrServer],
+    second_province: SecondProvince,
+    recording_url: str,
+    calls: CallHelpers,
+) -> None:
+    """``IVR_PROVINCES_DIR`` holds Qom and a second province claiming 086124: a call to that
+    number hears its places (rendered by the prompts build) and files its ticket there; a call
+    to 124 is Qom's, the server's own province."""
+    node = start_server(**second_province.settings)
+    tickets = {}
+    for to, province, place in (
+        (second_province.number, second_province.code, second_province.first_town),
+        ("124", "qom", "shokouhieh"),
+    ):
+        with TwilioPhone(
+            node.base_url, node.token, to_number=to, recording_url=recording_url
+        ) as phone:
+            phone.dial()
+            places = calls.drive(phone, ["1", "1"])  # new request, industry
+            stems = calls.stems(places.plays)
+            assert stems[:2] == ["place-intro", f"place-{province}-{place}"], stems
+            other = "qom" if province != "qom" else second_province.code
+            assert not [s for s in stems if s.startswith(f"place-{other}-")], stems
+            audio = httpx.get(places.plays[1], timeout=10)
+            assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+            registered = calls.drive(phone, ["1", "2", "1", "#", "1"])
+            tracking = calls.tracking(registered.plays)
+            phone.hangup()
+            tickets[to] = json.loads(node.ivr("tickets", "show", tracking, "--json").stdout)
+            call = call_row(node, phone.call_sid)
+            assert call is not None
+            assert (call["called"], call["province"]) == (to, province)
+        assert (tickets[to]["province"], tickets[to]["place"]) == (province, place)
+
+
+# --- the system fails under a call -------------------------------------------------------------
+
+
+def test_database_failures_are_told_to_the_caller_who_reaches_a_person(
+    start_server: Callable[..., IvrServer],
+    recording_url: str,
+    calls: CallHelpers,
+) -> None:
+    """The tickets table breaks under a follow-up: the session turns the failed lookup into a
+    transfer whose step says the system was unavailable. Then the call table breaks too: the
+    webhook cannot load the call, and the caller still hears why and is enqueued."""
+    node = start_server()
+    with TwilioPhone(node.base_url, node.token, recording_url=recording_url) as phone:
+        phone.dial()
+        tracking = calls.tracking(calls.drive(phone, NEW_REQUEST).plays)
+        phone.hangup()
+
+    def rename(old: str, new: str) -> None:
+        connection = sqlite3.connect(node.db_path, timeout=10)
+        try:
+            connection.execute(f'ALTER TABLE "{old}" RENAME TO "{new}"')
+            connection.commit()
+        finally:
+            connection.close()
+
+    rename("ticket", "ticket_away")
+    try:
+        with TwilioPhone(node.base_url, node.token) as phone:
+            transferred = follow_up(calls, phone, tracking)
+            assert calls.stems(transferred.plays) == ["system-unavailable"]
+            assert transferred.waiting_for == "enqueue" and transferred.enqueue == "124-agents"
+            assert last_step(node, phone.call_sid) == (
+                "followup.lookup",
+                "system_failed",
+                None,
+                "transfer_unavailable",
+            )
+            assert call_row(node, phone.call_sid)["ended_by"] == "transferred"  # type: ignore[index]
+
+        with TwilioPhone(node.base_url, node.token) as phone:
+            phone.dial()
+            rename("call", "call_away")
+            try:
+                lost = phone.press("2")  # the call's state cannot be loaded
+            finally:
+                rename("call_away", "call")
+            assert calls.stems(lost.plays) == ["system-unavailable"]
+            assert lost.waiting_for == "enqueue" and lost.enqueue == "124-agents"
+    finally:
+        rename("ticket_away", "ticket")
+    assert "could not advance Twilio call" in node.stderr()
+    assert node.alive()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from ivr.flow.outcomes import StepOutcome
-from ivr.provinces import Province, load_province
+from ivr.provinces import Province, load_province, provinces_dir
 
 MENU_TIMEOUT_S = 5
 MAX_FAILURES = 3
@@ -160,12 +161,13 @@ def _place_menu(province: Province, places: str, intro: str) -> Menu:
 
 def menus_for(province_code: str) -> dict[str, Node]:
     """The whole tree for one province (only the place menus differ between provinces)."""
-    return _menus(load_province(province_code))
+    return _menus(provinces_dir(), province_code)
 
 
 @cache
-def _menus(province: Province) -> dict[str, Node]:
-    """Cached by the province's content, so a changed provinces folder is never served stale."""
+def _menus(folder: Path, province_code: str) -> dict[str, Node]:
+    """Cached per provinces folder, so a changed ``IVR_PROVINCES_DIR`` is never served stale."""
+    province = load_province(province_code, folder)
     confirm = ("callback.confirm_menu",)
     return {
         "main": Menu(

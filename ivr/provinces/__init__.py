@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from ivr.settings import get_settings
 from ivr.speech import normalize_digits
 
 PACKAGE_DIR = Path(__file__).parent
 """The provinces shipped with the package (the default ``IVR_PROVINCES_DIR``)."""
 
 
-class ProvinceError(LookupError):
-    """An unknown province, or a province file that cannot be used; the message says which."""
+class ProvinceError(KeyError):
+    """An unknown province, or a province file that cannot be used; the message says which.
+
+    A KeyError (a failed look-up by code) that prints its message as written, not quoted.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -49,15 +56,18 @@ class Province:
 def provinces_dir() -> Path:
     """The folder in use: the settings' ``provinces_dir`` (read when asked, so the engine, the
     prompt catalogue and the session always agree on it)."""
-    from ivr.settings import get_settings  # settings never import this package: no cycle
+    return get_settings().provinces_dir
 
-    return Path(get_settings().provinces_dir)
+
+def _folder(folder: Path | None) -> Path:
+    # The settings' own Path object: it hashes once, so the caches below cost a dict look-up.
+    return provinces_dir() if folder is None else Path(folder)
 
 
 def load_province(code: str, folder: Path | None = None) -> Province:
     """The province ``code`` from ``folder`` (default: the folder in use); ProvinceError if
     there is no such file or it is malformed."""
-    return _load(Path(folder or provinces_dir()).resolve(), code)
+    return _load(_folder(folder), code)
 
 
 @cache
@@ -79,7 +89,7 @@ def _load(folder: Path, code: str) -> Province:
 
 
 def all_provinces(folder: Path | None = None) -> list[Province]:
-    folder = Path(folder or provinces_dir()).resolve()
+    folder = _folder(folder)
     return [_load(folder, path.stem) for path in sorted(folder.glob("*.toml"))]
 
 
@@ -108,7 +118,7 @@ def province_for_number(called: str | None, default: str, folder: Path | None = 
     number = normalize_number(called)
     if not number:
         return default
-    return _numbers(Path(folder or provinces_dir()).resolve()).get(number, default)
+    return _numbers(_folder(folder)).get(number, default)
 
 
 @cache
@@ -124,6 +134,22 @@ def _numbers(folder: Path) -> dict[str, str]:
                 )
             owners[number] = province.code
     return owners
+
+
+def check_provinces(default: str, folder: Path | None = None) -> list[Province]:
+    """Every province in the folder, once it is certain calls can be answered from it: the
+    folder holds province files, each is usable, no number is claimed twice and ``default``
+    (``IVR_PROVINCE``) is one of them. Raises ProvinceError saying what is wrong; for the
+    start of a server, before the first caller finds out."""
+    where = _folder(folder)
+    if not where.is_dir():
+        raise ProvinceError(f"IVR_PROVINCES_DIR {where} is not a folder")
+    provinces = all_provinces(where)
+    if not provinces:
+        raise ProvinceError(f"IVR_PROVINCES_DIR {where} holds no province file (<code>.toml)")
+    _numbers(where)
+    load_province(default, where)
+    return provinces
 
 
 def place_prompts() -> dict[str, str]:

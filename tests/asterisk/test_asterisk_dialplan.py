@@ -3,6 +3,8 @@ ivr-124 context does with the channel variables the IVR sets, and without the IV
 
 from __future__ import annotations
 
+import pytest
+
 from ivr.telephony.agi import AgiCall
 
 
@@ -58,3 +60,28 @@ def test_an_unreachable_ivr_sends_callers_to_the_agents(ami, dial):
         assert joined["Queue"] == "124-agents"
         d.hang_up()
         events.get("Hangup", timeout=10, Uniqueid=d.originated.uniqueid)
+
+
+@pytest.mark.parametrize(
+    ("exten", "dialled"),
+    [
+        ("086124", "086124"),  # 124 with an area code, sent on with Goto(ivr-124,${EXTEN},1)
+        ("+9825124", "+9825124"),  # an E.164 number from a trunk
+        ("124", "124"),
+        ("s", "124"),  # no dialled number: what the jump to 124 leaves
+    ],
+)
+def test_the_dialled_number_reaches_the_ivr_as_its_argument(agi, dial, exten, dialled):
+    """Every way into ivr-124 ends at its one copy of the steps (agi_extension 124) and the
+    IVR still learns what was dialled: the AGI's first argument."""
+    seen: dict[str, object] = {}
+
+    def handler(call: AgiCall) -> None:
+        seen.update(args=call.args, extension=call.extension)
+        call.set_variable("IVR_ACTION", "hangup")
+
+    agi.serve(handler)
+    dial(exten=exten)
+    _call, error = agi.finished()
+    assert error is None, error
+    assert seen == {"args": [dialled], "extension": "124"}

@@ -29,7 +29,7 @@ import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -43,6 +43,9 @@ from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient, AmiError, AmiEvent, Originated
 from ivr.tickets.db import upgrade
 from ivr.tickets.service import TicketDraft
+
+if TYPE_CHECKING:
+    from conftest import SecondProvince
 
 SCENARIO = Path(__file__).parent / "sipp" / "new_request.xml"
 CALLER = "09121234567"
@@ -181,14 +184,18 @@ class Controller:
 
 
 @pytest.fixture(scope="module")
-def controller(pbx: TestPbx, prompts_built: Path) -> Iterator[Controller]:
-    install_asterisk(prompts_built, pbx.sounds_dir)  # `ivr prompts install --asterisk DIR`
+def controller(pbx: TestPbx, second_province: SecondProvince) -> Iterator[Controller]:
+    """Serves Qom (its own province) and, for calls to 086124, a second province from a
+    provinces folder of its own, with that province's place prompts installed too."""
+    prompts = second_province.prompts_dir
+    install_asterisk(prompts, pbx.sounds_dir)  # `ivr prompts install --asterisk DIR`
     storage = pbx.workdir / "ivr-flow"  # inside the work dir: mounted in the root, same path
     storage.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(
         IVR_STORAGE_DIR=str(storage),
-        IVR_PROMPTS_DIR=str(prompts_built),
+        IVR_PROMPTS_DIR=str(prompts),
+        IVR_PROVINCES_DIR=str(second_province.provinces_dir),
         IVR_DATABASE_URL="",
         IVR_AGI_HOST="127.0.0.1",
         IVR_AGI_PORT=str(pbx.agi_port),
@@ -340,12 +347,13 @@ class Caller:
 def call(
     ami: AmiClient, agi_log: AgiLog, controller: Controller, logs: None
 ) -> Iterator[Callable[..., Caller]]:
-    """``call(caller_id=..., exten='s'|'talk'|'quiet')``: a caller dials 124."""
+    """``call(caller_id=..., exten='s'|'talk'|'quiet', to='124')``: a caller dials ``to``
+    (the extension the call enters ivr-124 at)."""
     made: list[Caller] = []
 
-    def dial(caller_id: str = CALLER, exten: str = "s") -> Caller:
+    def dial(caller_id: str = CALLER, exten: str = "s", to: str = "124") -> Caller:
         originated = ami.originate_local(
-            "test-caller", "ivr-124", "124", {}, caller_exten=exten, caller_id=caller_id
+            "test-caller", "ivr-124", to, {}, caller_exten=exten, caller_id=caller_id
         )
         made.append(Caller(ami, agi_log, originated))
         return made[-1]
@@ -477,7 +485,44 @@ def test_wrong_keys_and_silence_are_retried_then_the_caller_reaches_an_agent(
         < heard.index("followup-invalid")
     )
     row = controller.call_row(caller.uniqueid, lambda r: r["queue_outcome"] is not None)
-    assert row["outcome"] == "transferred"
+    assert row["outcome"] == "transferred" and row["ended_by"] == "transferred"
+    last = controller.sql(
+        "SELECT node, event, key, outcome FROM call_step WHERE call_id = ? ORDER BY id DESC",
+        row["id"],
+    )[0]
+    # The third failure, # alone, is "empty" (not silence) and the transfer's cause.
+    assert tuple(last) == ("followup.enter", "digits", "0 digits", "transfer_after_failures")
+
+
+@pytest.mark.parametrize(
+    ("to", "province", "place"),
+    [
+        ("086124", "markazi", "kheirabad"),  # the second province's number
+        ("+9886124", "markazi", "kheirabad"),  # the same, as an E.164 trunk delivers it
+        ("025124", "qom", "shokouhieh"),  # Qom's own file claims it
+        ("124", "qom", "shokouhieh"),  # claimed by nobody: the controller's IVR_PROVINCE
+    ],
+)
+def test_the_dialled_number_chooses_the_province(
+    call, controller: Controller, agi_log: AgiLog, to: str, province: str, place: str
+):
+    """The dialplan keeps the dialled number through its jump to 124 and hands it to the AGI;
+    the caller hears that province's places, and the call record says which it was."""
+    caller = call(to=to)
+    caller.answer("greeting", "1")  # new request
+    caller.answer("category-menu", "1")  # industry
+    intro = caller.hears("place-intro")
+    assert _waits_for_keys(intro)
+    town = caller.hears(f"place-{province}-{place}")
+    assert town.startswith(("STREAM FILE ", "GET DATA "))
+    caller.hang_up()
+    row = controller.call_row(caller.uniqueid, lambda r: r["outcome"] is not None)
+    assert (row["called"], row["province"]) == (to, province)
+    assert row["channel_id"].startswith("Local/") and row["channel_id"].endswith(";1")
+    assert (row["outcome"], row["ended_by"]) == ("abandoned", "caller")
+    other = "qom" if province != "qom" else "markazi"
+    assert not [s for s in caller.heard() if s.startswith(f"place-{other}-")]
+    controller.wait_idle()
 
 
 @pytest.mark.parametrize("during", ["prompt", "recording", "digits"])
