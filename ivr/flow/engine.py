@@ -75,7 +75,8 @@ def unavailable(state: CallState) -> Transition:
     """The system cannot go on with the call: say so and hand the caller to a person.
 
     Also what a transport answers when it cannot even load the call (``state`` then is a new
-    ``CallState``): the same words and the same queue as every other transfer.
+    ``CallState``). ``system.unavailable`` already says a person is coming, so the agent
+    node's own prompt is not added; the queue is the agent node's, as for every transfer.
     """
     if isinstance(m.menus_for(state.province).get(state.node), m.Transfer):
         return Transition(state, (), StepOutcome.IGNORED)  # the agents have the call already
