@@ -178,7 +178,7 @@ def test_build_renders_every_prompt_then_nothing(prompts_dir: Path) -> None:
         path = audio_path(prompts_dir, prompt_id)
         assert path == prompts_dir / "generated" / "fa" / f"{file_stem(prompt_id)}.wav"
         durations[prompt_id] = assert_asterisk_format(path)
-    assert durations["pause"] == pytest.approx(0.3, abs=0.01)
+    assert durations["pause"] == pytest.approx(prompts.audio.PAUSE_SECONDS, abs=0.001)
     assert durations["main.welcome"] > 0.5
 
     manifest = json.loads((prompts_dir / "generated" / "manifest.json").read_text("utf-8"))
