@@ -51,7 +51,7 @@ _SPEECH_ONLY = [
 ]
 
 PIPELINE = (
-    f"sox v2: {' '.join(_FLOAT)} gain -n -3 {' '.join(_TRIM)}; "
+    f"sox v3: {' '.join(_FLOAT)} gain -n -3 {' '.join(_TRIM)}; "
     f"speech rms {TARGET_RMS_DB} peak {PEAK_CEILING_DB}; {' '.join(_FORMAT)}"
 )
 """Everything ``finish`` does, as text: part of each prompt's checksum, so changing how audio is
@@ -139,7 +139,7 @@ def finish(raw: Path, out: Path) -> None:
 
 def silence(out: Path, seconds: float = PAUSE_SECONDS) -> None:
     """A file of digital silence, for the pause between groups of digits."""
-    run_sox(["-n", *_FORMAT, str(out), "trim", "0", str(seconds)])
+    run_sox(["-D", "-n", *_FORMAT, str(out), "trim", "0", str(seconds)])  # -D: no dither noise
 
 
 def is_telephone_format(path: Path) -> bool:

@@ -302,6 +302,25 @@ def _manifest_entry(prompt: PromptText, digest: str, voice: Voice) -> dict[str, 
     }
 
 
+def read_manifest(prompts_dir: Path) -> dict[str, dict[str, str]]:
+    """What the last build made, by id: text, say, voice, checksum, file ({} before any build)."""
+    return _read_manifest(Path(prompts_dir) / GENERATED_DIR / MANIFEST)
+
+
+def join_fragments(prompts_dir: Path, prompt_ids: Iterable[str]) -> bytes:
+    """The audio of ``prompt_ids`` one after another, as one 8 kHz mono 16-bit WAV: what a
+    caller hears when the IVR plays them in a row (studio recordings win, as on a call)."""
+    ids = list(prompt_ids)
+    paths = [audio_path(prompts_dir, prompt_id) for prompt_id in ids]
+    missing = [prompt_id for prompt_id, path in zip(ids, paths, strict=True) if path is None]
+    if missing:
+        raise PromptError(f"no audio for {', '.join(missing)} (run `ivr prompts build`)")
+    try:
+        return audio.join([path for path in paths if path is not None])
+    except audio.AudioError as exc:
+        raise PromptError(str(exc)) from exc
+
+
 def _read_manifest(path: Path) -> dict[str, dict[str, str]]:
     # An unreadable manifest only costs a full re-render, so it is not an error.
     try:
