@@ -10,22 +10,17 @@
 #
 # If anything is missing (no mirror found, the mirror lacks the components, no network), it says
 # so in one line and exits 0: `ivr prompts build` then falls back to the espeak-fa voice.
+# `--print-entry` only prints the sources entry it would write (MBROLA_APT_DIR=dir reads another
+# apt configuration folder than /etc/apt): that is how the tests check the reading of sources.
 # Licence: the ir1 database may be used freely but not sold without its author's permission
 # (see /usr/share/doc/mbrola-ir1/copyright once installed); set IVR_VOICE=espeak-fa to not use it.
 set -uo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-OURS=/etc/apt/sources.list.d/ivr124-contrib-non-free.sources
+APT_DIR=${MBROLA_APT_DIR:-/etc/apt}
+OURS=$APT_DIR/sources.list.d/ivr124-contrib-non-free.sources
 say() { printf 'mbrola.sh: %s\n' "$*" >&2; }
 fallback() { say "$* — the prompts use the espeak-fa voice instead"; exit 0; }
-
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-
-if installed mbrola && installed mbrola-ir1; then
-  exit 0
-fi
-[ "$(id -u)" = 0 ] || fallback "not root: cannot install mbrola-ir1"
-command -v apt-get >/dev/null || fallback "no apt-get: cannot install mbrola-ir1"
 
 has_candidate() {
   local candidate
@@ -36,11 +31,11 @@ has_candidate() {
 # The first Debian archive entry with `main` (not the security archive): "URI<TAB>SUITES<TAB>KEY".
 find_mirror() {
   local file
-  for file in /etc/apt/sources.list.d/*.sources; do
+  for file in "$APT_DIR"/sources.list.d/*.sources; do
     [ -f "$file" ] && [ "$file" != "$OURS" ] || continue
     awk -v RS= -F '\n' '
       {
-        types = uris = suites = comps = key = ""
+        types = uris = suites = comps = key = ""; enabled = 1
         for (i = 1; i <= NF; i++) {
           line = $i
           if (line ~ /^[ \t]*#/) continue
@@ -52,14 +47,14 @@ find_mirror() {
           else if (name == "suites") suites = value
           else if (name == "components") comps = value
           else if (name == "signed-by" && value ~ /^\//) key = value  # a path, not an inline key
-          else if (name == "enabled" && tolower(value) == "no") types = ""
+          else if (name == "enabled" && tolower(value) == "no") enabled = 0
         }
-        if (types ~ /(^| )deb( |$)/ && (" " comps " ") ~ / main / && suites !~ /-security/) {
+        if (enabled && types ~ /(^| )deb( |$)/ && (" " comps " ") ~ / main / && suites !~ /-security/) {
           split(uris, u, " "); printf "%s\t%s\t%s\n", u[1], suites, key; exit
         }
       }' "$file"
   done
-  for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+  for file in "$APT_DIR"/sources.list "$APT_DIR"/sources.list.d/*.list; do
     [ -f "$file" ] || continue
     awk '
       $1 == "deb" {
@@ -76,19 +71,38 @@ find_mirror() {
   done
 }
 
-if ! has_candidate mbrola-ir1; then
+# The deb822 entry for contrib and non-free on the first mirror found; fails if there is none.
+entry() {
+  local mirror uri suites key
   mirror=$(find_mirror | head -n 1)
-  [ -n "$mirror" ] || fallback "no Debian mirror with 'main' found in the apt sources"
+  [ -n "$mirror" ] || return 1
   IFS=$'\t' read -r uri suites key <<<"$mirror"
-  {
-    echo "# Written by ivr124's .ci/mbrola.sh: contrib and non-free on the mirror already in use,"
-    echo "# for the packages mbrola and mbrola-ir1 (the MBROLA Persian voice)."
-    echo "Types: deb"
-    echo "URIs: $uri"
-    echo "Suites: $suites"
-    echo "Components: contrib non-free"
-    [ -z "$key" ] || echo "Signed-By: $key"
-  } >"$OURS.tmp" && mv "$OURS.tmp" "$OURS"
+  echo "# Written by ivr124's .ci/mbrola.sh: contrib and non-free on the mirror already in use,"
+  echo "# for the packages mbrola and mbrola-ir1 (the MBROLA Persian voice)."
+  echo "Types: deb"
+  echo "URIs: $uri"
+  echo "Suites: $suites"
+  echo "Components: contrib non-free"
+  [ -z "$key" ] || echo "Signed-By: $key"
+}
+
+if [ "${1:-}" = "--print-entry" ]; then
+  entry || { say "no Debian mirror with 'main' found in $APT_DIR"; exit 1; }
+  exit 0
+fi
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+if installed mbrola && installed mbrola-ir1; then
+  exit 0
+fi
+[ "$(id -u)" = 0 ] || fallback "not root: cannot install mbrola-ir1"
+command -v apt-get >/dev/null || fallback "no apt-get: cannot install mbrola-ir1"
+
+if ! has_candidate mbrola-ir1; then
+  entry >"$OURS.tmp" || { rm -f "$OURS.tmp"; fallback "no Debian mirror with 'main' found"; }
+  mv "$OURS.tmp" "$OURS"
+  suites=$(awk '/^Suites:/ {sub(/^Suites: /, ""); print}' "$OURS")
   say "added contrib non-free for $suites from the mirror in use"
   if ! apt-get update -qq >/dev/null 2>&1 || ! has_candidate mbrola-ir1; then
     rm -f "$OURS"  # a source that does not work must not break everyone else's apt-get update
