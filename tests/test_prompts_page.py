@@ -159,3 +159,33 @@ def test_chromium_loads_the_audio_of_the_box_and_of_a_prompt(server, prompts_bui
             assert greeting == pytest.approx(wav, abs=0.01)
         finally:
             browser.close()
+
+
+def test_studio_files_and_missing_audio_are_shown_as_such(start_server, tmp_path: Path) -> None:
+    prompts_dir = tmp_path / "prompts"
+    (prompts_dir / "fa").mkdir(parents=True)
+    (prompts_dir / "catalog.toml").write_text(
+        '[main]\nwelcome = "خوش آمدید"\nbye = "خدا نگهدار"\n', encoding="utf-8"
+    )
+    (prompts_dir / "fragments.toml").write_text('[num]\n7 = "هفت"\n', encoding="utf-8")
+    studio = prompts_dir / "fa" / "main-welcome.wav"
+    with wave.open(str(studio), "wb") as w:  # 0.5 s of a studio recording at 16 kHz
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\x00\x01" * 8000)
+    server = start_server(prompts_dir=str(prompts_dir))
+
+    listed = rows(get(server, "/prompts").text)
+    _id, text, voice, seconds, player = listed["main.welcome"]
+    assert (text, voice, seconds) == ("خوش آمدید", "studio", "0.50")
+    assert 'src="/prompts/fa/main-welcome.wav"' in player
+    assert listed["main.bye"][2:] == ["—", "—", "—"]  # never built: no voice, no player
+
+    # The box with a fragment that has no audio: the page says so instead of a broken player.
+    page = get(server, "/prompts", kind="number", value="7")
+    assert page.status_code == 503
+    assert "no audio for num.7" in page.text and "spoken-audio" not in page.text
+    sound = get(server, "/prompts/say.wav", kind="number", value="7")
+    assert sound.status_code == 503
+    assert "ivr prompts build" in sound.json()["detail"]

@@ -41,14 +41,15 @@ def _speak(kind: str, text: str, play: bool, wav: Path | None) -> None:
         fragments = fragments_for(kind, text)
     except ValueError as error:
         _fail(str(error))
-    typer.echo(fragment_words(fragments, load_fragment_texts()))
+    prompts_dir = get_settings().prompts_dir
+    typer.echo(fragment_words(fragments, load_fragment_texts(prompts_dir / "fragments.toml")))
     if not (play or wav):
         return
     player = shutil.which("play")
     if play and player is None:
         _fail("cannot play: sox's `play` is not installed (apt-get install sox); try --wav FILE")
     try:
-        sound = join_fragments(get_settings().prompts_dir, fragments)
+        sound = join_fragments(prompts_dir, fragments)
     except PromptError as error:
         _fail(str(error))
     if wav is not None:

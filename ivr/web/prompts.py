@@ -127,17 +127,26 @@ def prompts_page(
 
     spoken: Spoken | None = None
     error: str | None = None
+    status = 200
     if value.strip():
+        prompts_dir = ctx.settings.prompts_dir
         try:
             fragments = _fragments(kind, value)
         except ValueError as exc:
-            error = str(exc)
+            error, status = str(exc), 400
         else:
+            missing = [f for f in fragments if audio_path(prompts_dir, f) is None]
+            if missing:
+                error = f"no audio for {', '.join(missing)} (run `ivr prompts build`)"
+                status = 503
+        if error is None:
             spoken = Spoken(
                 kind=kind,
                 value=value,
                 fragments=fragments,
-                words=fragment_words(fragments, load_fragment_texts()),
+                words=fragment_words(
+                    fragments, load_fragment_texts(prompts_dir / "fragments.toml")
+                ),
                 url="/prompts/say.wav?" + urlencode({"kind": kind, "value": value}),
             )
     return TEMPLATES.TemplateResponse(
@@ -150,7 +159,7 @@ def prompts_page(
             "spoken": spoken,
             "error": error,
         },
-        status_code=400 if error else 200,
+        status_code=status,
     )
 
 
