@@ -127,12 +127,13 @@ def finish(raw: Path, out: Path) -> None:
     is seen, not clipped), then one gain brings its speech to ``TARGET_RMS_DB``, or less if its
     peak would otherwise pass ``PEAK_CEILING_DB``.
     """
+    # Nothing above the silence threshold: the peak normalisation would turn noise into speech.
+    if _stats(raw).get("Pk lev dB", float("-inf")) < SILENCE_THRESHOLD_DB:
+        raise AudioError(f"{raw.name}: the voice wrote only silence")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".finish-") as tmp:
         trimmed = Path(tmp) / "trimmed.wav"
         run_sox([str(raw), *_FLOAT, str(trimmed), "gain", "-n", "-3", *_TRIM])
         measured = levels(trimmed)
-        if measured.peak_db == float("-inf"):
-            raise AudioError(f"{raw}: the voice wrote only silence")
         gain = min(TARGET_RMS_DB - measured.speech_rms_db, PEAK_CEILING_DB - measured.peak_db)
         run_sox([str(trimmed), *_FORMAT, str(out), "gain", f"{gain:.2f}"])
 

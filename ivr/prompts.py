@@ -33,10 +33,6 @@ GENERATED_DIR = "generated"  # prompts/generated/: ours, git-ignored, safe to de
 MANIFEST = "manifest.json"
 ASTERISK_SUBDIR = "ivr124"  # Asterisk plays "ivr124/<stem>" with channel language fa
 
-SAMPLE_RATE = 8000  # Asterisk refuses .wav at any other rate ("frequency mismatch")
-CHANNELS = 1
-SAMPLE_WIDTH = 2  # bytes: 16-bit signed PCM
-
 _TOOLS = {"espeak-ng": "espeak-ng", "sox": "sox"}  # command → Debian package
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 PLACES_SOURCE = "ivr.provinces.place_prompts()"

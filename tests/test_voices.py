@@ -379,3 +379,38 @@ def test_numbers_and_tracking_numbers_are_shorter_than_before(
         assert now < old_way, name
         assert now < BEFORE_SECONDS[name], name
     assert len(spoken(rendered)["1587"]) == 4
+
+
+@needs_tools
+def test_finish_trims_normalises_and_never_clips_a_full_scale_file(tmp_path: Path) -> None:
+    """A full-scale square wave at 22.05 kHz overshoots when resampled (as the MBROLA voice's
+    peaks near full scale would): the finished file still has its headroom, and its second of
+    leading silence (and 0.7 s trailing) is cut to the margin."""
+    raw, out = tmp_path / "raw.wav", tmp_path / "out.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "22050", "-c", "1", "-b", "16", str(raw),
+         "synth", "0.5", "square", "440", "gain", "-n", "0", "pad", "1", "0.7"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert sox_stat(raw)["Maximum amplitude"] > 0.99
+    audio.finish(raw, out)
+    info = read_wav_info(out)
+    assert (info.rate, info.channels, info.sample_width) == (8000, 1, 2)
+    assert info.duration == pytest.approx(0.5 + 2 * audio.MARGIN_SECONDS, abs=0.01)
+    stats = sox_stat(out)
+    peak = max(stats["Maximum amplitude"], -stats["Minimum amplitude"])
+    assert db(peak) <= audio.PEAK_CEILING_DB + 0.01
+    lead, tail = edge_silence(out)
+    assert lead == pytest.approx(audio.MARGIN_SECONDS, abs=0.005)
+    assert tail == pytest.approx(audio.MARGIN_SECONDS, abs=0.005)
+
+
+@needs_tools
+def test_finish_refuses_a_silent_file(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "22050", "-c", "1", "-b", "16", str(raw), "trim", "0", "1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with pytest.raises(audio.AudioError, match="only silence"):
+        audio.finish(raw, tmp_path / "out.wav")
