@@ -43,6 +43,7 @@ lint: install
 # Debian packages, installed only when missing: what the prompts need ...
 system-deps:
 	@$(call apt_missing,espeak-ng:espeak-ng sox:sox)
+	@[ "$$(id -u)" != 0 ] || bash .ci/mbrola.sh || true  # the MBROLA Persian voice, if available
 
 # ... and what the tests need besides: sipp, mmdebstrap for the Asterisk root, PostgreSQL.
 test-deps:

@@ -3,8 +3,9 @@
 Every caller-facing sentence has an id in ``prompts/*.toml`` (plus the place names from
 ``ivr.provinces``). Audio for an id comes from a studio recording in ``prompts/fa/<stem>.wav``
 when a person has placed one there, otherwise from ``prompts/generated/fa/<stem>.wav``, rendered
-by a development voice (espeak-ng) and converted with sox to what Asterisk plays: 8 kHz mono
-16-bit PCM. A manifest (id → text → checksum) lets a build re-render only what changed.
+by a synthetic voice (``ivr.voices``) and finished by ``ivr.audio`` into what Asterisk plays: 8 kHz
+mono 16-bit PCM, trimmed and evenly loud. A manifest (id → text → voice → checksum) lets a build
+re-render only what changed, and everything when the voice changes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import tomllib
 import wave
@@ -22,24 +22,16 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
+
+from ivr import audio
+from ivr.voices import EspeakVoice, Voice, VoiceError, choose_voice
 
 LANGUAGE = "fa"
 STUDIO_DIR = LANGUAGE  # prompts/fa/: recordings placed by a person, never written by us
 GENERATED_DIR = "generated"  # prompts/generated/: ours, git-ignored, safe to delete
 MANIFEST = "manifest.json"
 ASTERISK_SUBDIR = "ivr124"  # Asterisk plays "ivr124/<stem>" with channel language fa
-
-SAMPLE_RATE = 8000  # Asterisk refuses .wav at any other rate ("frequency mismatch")
-CHANNELS = 1
-SAMPLE_WIDTH = 2  # bytes: 16-bit signed PCM
-SILENCE_SECONDS = 0.3
-
-# The sox arguments for each output, kept as data so they are part of the checksum: changing how
-# audio is produced must re-render it.
-_SOX_FORMAT = ["-r", str(SAMPLE_RATE), "-c", str(CHANNELS), "-b", "16", "-e", "signed-integer"]
-_SOX_VOICE_EFFECTS = ["gain", "-n", "-1"]  # normalise to -1 dBFS: loud enough, never clipped
-_PIPELINE = "sox:" + " ".join(_SOX_FORMAT + _SOX_VOICE_EFFECTS)
 
 _TOOLS = {"espeak-ng": "espeak-ng", "sox": "sox"}  # command → Debian package
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -83,39 +75,6 @@ class WavInfo(NamedTuple):
     channels: int
     sample_width: int  # bytes per sample
     duration: float  # seconds
-
-
-class Voice(Protocol):
-    """A synthesiser: writes a wav of any PCM format for ``text``; the pipeline converts it."""
-
-    @property
-    def settings(self) -> str:
-        """Everything that changes the sound, so a change re-renders every prompt."""
-        ...
-
-    def synthesize(self, text: str, out: Path) -> None: ...
-
-
-@dataclass(frozen=True)
-class EspeakVoice:
-    """espeak-ng: robotic but offline and installable everywhere; for development."""
-
-    voice: str = "fa"
-    speed: int | None = None  # words per minute; espeak-ng's default (175) when None
-    pitch: int | None = None  # 0-99; espeak-ng's default (50) when None
-
-    @property
-    def settings(self) -> str:
-        return f"espeak-ng -v {self.voice} -s {self.speed} -p {self.pitch}"
-
-    def synthesize(self, text: str, out: Path) -> None:
-        cmd = [_tool("espeak-ng"), "-v", self.voice, "-b", "1", "--stdin", "-w", str(out)]
-        if self.speed is not None:
-            cmd += ["-s", str(self.speed)]
-        if self.pitch is not None:
-            cmd += ["-p", str(self.pitch)]
-        # Text goes through stdin as UTF-8 bytes: no shell, no option parsing of a leading "-".
-        _run(cmd, stdin=text.encode("utf-8"))
 
 
 # --- the catalogue -----------------------------------------------------------------------------
@@ -232,8 +191,8 @@ def checksum(prompt: PromptText, voice: Voice) -> str:
             "say": prompt.say if not prompt.is_silence else "",
             "silence": prompt.is_silence,
             "voice": voice.settings,
-            "pipeline": _PIPELINE,
-            "silence_s": SILENCE_SECONDS,
+            "pipeline": audio.PIPELINE,
+            "silence_s": audio.PAUSE_SECONDS,
         },
         ensure_ascii=False,
         sort_keys=True,
@@ -248,12 +207,14 @@ def build(
 ) -> BuildReport:
     """Render missing or changed prompts, drop generated files of ids no longer in the catalogue.
 
-    Studio recordings are never touched and suppress rendering of their id. Rendering runs on a
-    thread pool (the work is in espeak-ng and sox subprocesses). The manifest is written even when
-    some renders fail, so the successful ones are not redone; the first failure is then raised.
+    ``voice`` defaults to the best one installed (``ivr.voices.choose_voice``); the manifest
+    records it for every file, and a file made by another voice is rendered again. Studio
+    recordings are never touched and suppress rendering of their id. Rendering runs on a thread
+    pool (the work is in espeak-ng and sox subprocesses). The manifest is written even when some
+    renders fail, so the successful ones are not redone; the first failure is then raised.
     """
     prompts_dir = Path(prompts_dir)
-    voice = voice or EspeakVoice()
+    voice = voice or choose_voice().voice
     catalog = load_catalog(prompts_dir, places)
     out_dir = prompts_dir / GENERATED_DIR / LANGUAGE
     manifest_path = prompts_dir / GENERATED_DIR / MANIFEST
@@ -269,7 +230,7 @@ def build(
                 new[prompt.id] = old[prompt.id]
             continue
         digest = checksum(prompt, voice)
-        entry = _manifest_entry(prompt, digest)
+        entry = _manifest_entry(prompt, digest, voice)
         previous = old.get(prompt.id, {})
         if previous.get("checksum") == digest and generated_path(prompts_dir, prompt.id).is_file():
             report.unchanged.append(prompt.id)
@@ -298,7 +259,7 @@ def build(
             for prompt, digest, exc in pool.map(render_one, todo):
                 if exc is None:
                     report.rendered.append(prompt.id)
-                    new[prompt.id] = _manifest_entry(prompt, digest)
+                    new[prompt.id] = _manifest_entry(prompt, digest, voice)
                 else:
                     errors.append(exc)
 
@@ -316,7 +277,7 @@ def build(
     _write_atomic(
         manifest_path,
         json.dumps(
-            {"version": 1, "voice": voice.settings, "prompts": new},
+            {"version": 2, "voice": voice.name, "prompts": new},
             ensure_ascii=False,
             indent=1,
             sort_keys=True,
@@ -327,13 +288,33 @@ def build(
     return report
 
 
-def _manifest_entry(prompt: PromptText, digest: str) -> dict[str, str]:
+def _manifest_entry(prompt: PromptText, digest: str, voice: Voice) -> dict[str, str]:
     return {
         "text": prompt.text,
         "say": prompt.say,
+        "voice": "silence" if prompt.is_silence else voice.name,
         "checksum": digest,
         "file": f"{LANGUAGE}/{file_stem(prompt.id)}.wav",
     }
+
+
+def read_manifest(prompts_dir: Path) -> dict[str, dict[str, str]]:
+    """What the last build made, by id: text, say, voice, checksum, file ({} before any build)."""
+    return _read_manifest(Path(prompts_dir) / GENERATED_DIR / MANIFEST)
+
+
+def join_fragments(prompts_dir: Path, prompt_ids: Iterable[str]) -> bytes:
+    """The audio of ``prompt_ids`` one after another, as one 8 kHz mono 16-bit WAV: what a
+    caller hears when the IVR plays them in a row (studio recordings win, as on a call)."""
+    ids = list(prompt_ids)
+    paths = [audio_path(prompts_dir, prompt_id) for prompt_id in ids]
+    missing = [prompt_id for prompt_id, path in zip(ids, paths, strict=True) if path is None]
+    if missing:
+        raise PromptError(f"no audio for {', '.join(missing)} (run `ivr prompts build`)")
+    try:
+        return audio.join([path for path in paths if path is not None])
+    except audio.AudioError as exc:
+        raise PromptError(str(exc)) from exc
 
 
 def _read_manifest(path: Path) -> dict[str, dict[str, str]]:
@@ -350,13 +331,16 @@ def _render(prompt: PromptText, voice: Voice, out: Path) -> None:
     """Write ``out`` atomically, so an interrupted build never leaves a truncated file behind."""
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".render-") as tmp:
         raw, final = Path(tmp) / "raw.wav", Path(tmp) / "final.wav"
-        if prompt.is_silence:
-            _run([_tool("sox"), "-n", *_SOX_FORMAT, str(final), "trim", "0", str(SILENCE_SECONDS)])
-        else:
-            voice.synthesize(prompt.say, raw)
-            if not raw.is_file() or raw.stat().st_size == 0:
-                raise PromptError(f"{prompt.id}: the voice wrote no audio for {prompt.say!r}")
-            _run([_tool("sox"), str(raw), *_SOX_FORMAT, str(final), *_SOX_VOICE_EFFECTS])
+        try:
+            if prompt.is_silence:
+                audio.silence(final)
+            else:
+                voice.synthesize(prompt.say, raw)
+                if not raw.is_file() or raw.stat().st_size == 0:
+                    raise PromptError(f"{prompt.id}: the voice wrote no audio for {prompt.say!r}")
+                audio.finish(raw, final)
+        except (audio.AudioError, VoiceError) as exc:
+            raise PromptError(f"{prompt.id}: {exc}") from exc
         os.replace(final, out)
 
 
@@ -371,11 +355,7 @@ def read_wav_info(path: Path) -> WavInfo:
 
 
 def _is_asterisk_ready(path: Path) -> bool:
-    try:
-        info = read_wav_info(path)
-    except (wave.Error, EOFError):  # μ-law, float, extensible… anything wave cannot read as PCM
-        return False
-    return (info.rate, info.channels, info.sample_width) == (SAMPLE_RATE, CHANNELS, SAMPLE_WIDTH)
+    return audio.is_telephone_format(path)
 
 
 def install_asterisk(
@@ -425,7 +405,7 @@ def _copy_atomic(src: Path, dest: Path) -> None:
 
 
 def _convert_atomic(src: Path, dest: Path) -> None:
-    _atomic(dest, lambda tmp: _run([_tool("sox"), str(src), *_SOX_FORMAT, str(tmp)]))
+    _atomic(dest, lambda tmp: audio.convert(src, tmp))
 
 
 def _atomic(dest: Path, write: Callable[[Path], object]) -> None:
@@ -458,10 +438,3 @@ def _tool(name: str) -> str:
             f"{_TOOLS[name]}: apt-get install {_TOOLS[name]}"
         )
     return path
-
-
-def _run(cmd: list[str], stdin: bytes | None = None) -> None:
-    result = subprocess.run(cmd, input=stdin, capture_output=True, check=False)
-    if result.returncode != 0:
-        stderr = result.stderr.decode("utf-8", "replace").strip()
-        raise PromptError(f"{Path(cmd[0]).name} failed ({result.returncode}): {stderr}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
 
     secret_key: str = ""
     """Signs links to callers' recordings; nodes behind one Twilio number must share it."""
+
+    voice: Literal["", "mbrola-ir1", "espeak-fa"] = ""
+    """The voice ``ivr prompts build`` renders with; empty: ``mbrola-ir1`` (clearer, not for sale
+    without its author's permission) where installed, else ``espeak-fa``."""
 
     agent_queue: str = "124-agents"
     node_name: str = "node1"

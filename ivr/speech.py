@@ -2,8 +2,10 @@
 
 The IVR speaks numbers, dates and digit strings by playing short recorded fragments in a row
 (Asterisk has no Persian SayNumber). The functions here decide which fragments, by id; each id
-is one audio file whose text lives in prompts/fragments.toml. Everything is pure so it can be
-tested without audio.
+is one audio file whose text lives in prompts/fragments.toml. The joining «و» is spoken with the
+word before it ("hezâr-o pânsad"), so a word followed by «و» is its "-o" form (``num.1000-o``)
+rather than a separate «و»: 1587 is four fragments. Everything is pure so it can be tested
+without audio.
 """
 
 from __future__ import annotations
@@ -18,16 +20,23 @@ import jdatetime
 
 from ivr import PROJECT_ROOT
 
-"""Iran's time zone; tzdata knows its past daylight saving (abolished in 2022)."""
-
 FRAGMENTS_FILE = PROJECT_ROOT / "prompts" / "fragments.toml"
 """The catalogue of fragment ids and their Persian text."""
 
-AND = "word.and"
+AND_SUFFIX = "-o"
+"""A fragment id plus this is the same word with the «و» that follows it: num.20 → num.20-o."""
 PAUSE = "pause"
 THOUSAND = "num.1000"
 MILLION = "num.million"
 BILLION = "num.billion"
+
+JOINS_WITH_AND = frozenset(
+    [f"num.{n}" for n in range(20, 100, 10)]
+    + [f"num.{n}" for n in range(100, 1000, 100)]
+    + [THOUSAND, MILLION, BILLION]
+)
+"""The words that can be followed by «و» (a part of a number ends in a ten, a hundred or a scale
+word, or is the last part), so the only ones with an "-o" form."""
 
 MAX_NUMBER = 10**12 - 1
 """The largest number spoken: hundreds of billions (میلیارد) is the biggest scale recorded."""
@@ -70,12 +79,20 @@ def _below_thousand(n: int) -> list[str]:
     return _join_with_and(parts)
 
 
+def with_and(fragment: str) -> str:
+    """The "-o" form of ``fragment``: the word and the «و» after it, said as one."""
+    if fragment not in JOINS_WITH_AND:
+        raise ValueError(f"{fragment} has no form followed by «و»")
+    return fragment + AND_SUFFIX
+
+
 def _join_with_and(parts: Sequence[Sequence[str]]) -> list[str]:
-    """Parts of a Persian number are linked by «و»: هزار و پانصد و هشتاد و هفت."""
+    """Parts of a Persian number are linked by «و» (هزار و پانصد و هشتاد و هفت), spoken with
+    the last word of the part before it: هزارو پانصدو هشتادو هفت."""
     out: list[str] = []
     for part in parts:
         if out:
-            out.append(AND)
+            out[-1] = with_and(out[-1])
         out.extend(part)
     return out
 
@@ -161,7 +178,8 @@ def tracking_groups(tracking: str) -> tuple[int, ...]:
 def ordinal_day_fragments(day: int) -> list[str]:
     """A day of the month as an ordinal (پانزدهم, بیست و یکم, سی‌ام).
 
-    Only 1–20 and 30 are recorded as ordinals; 21–29 and 31 are the tens, «و» and an ordinal.
+    Only 1–20 and 30 are recorded as ordinals; 21–29 and 31 are the tens with «و» (its "-o"
+    form) and an ordinal.
     """
     if isinstance(day, bool) or not isinstance(day, int):
         raise TypeError(f"ordinal_day_fragments needs an int, got {day!r}")
@@ -170,7 +188,7 @@ def ordinal_day_fragments(day: int) -> list[str]:
     if day <= 20 or day == 30:
         return [f"ord.{day}"]
     tens, ones = divmod(day, 10)
-    return [f"num.{tens * 10}", AND, f"ord.{ones}"]
+    return [with_and(f"num.{tens * 10}"), f"ord.{ones}"]
 
 
 def date_fragments(day: datetime.date) -> list[str]:
@@ -200,11 +218,18 @@ def fragment_words(fragments: Iterable[str], texts: Mapping[str, str]) -> str:
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested TOML tables to dotted ids: {"num": {"0": "صفر"}} → {"num.0": "صفر"}."""
+    """Nested TOML tables to dotted ids: {"num": {"0": "صفر"}} → {"num.0": "صفر"}.
+
+    A ``{ text = "…", say = "…" }`` table is one fragment: its ``text`` is what people read.
+    """
     flat: dict[str, str] = {}
     for key, value in table.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and "text" in value and set(value) <= {"text", "say"}:
+            if not isinstance(value["text"], str):
+                raise ValueError(f"fragment {name} must be text, got {value['text']!r}")
+            flat[name] = value["text"]
+        elif isinstance(value, Mapping):
             flat.update(_flatten(value, f"{name}."))
         elif isinstance(value, str):
             flat[name] = value

@@ -110,9 +110,9 @@ ENTRIES = {
     "followup.verify": (4, "123", "followup.mismatch"),
 }
 
-NOWRUZ_1403 = ("ord.1", "month.1", "num.1000", "word.and", "num.400", "word.and", "num.3")
+NOWRUZ_1403 = ("ord.1", "month.1", "num.1000-o", "num.400-o", "num.3")
 """2024-03-20 in Tehran, spoken as its Jalali date: 1 Farvardin 1403."""
-ESFAND_29_1402 = ("num.20", "word.and", "ord.9", "month.12")
+ESFAND_29_1402 = ("num.20-o", "ord.9", "month.12")
 DRAFT_FIELDS = ("category", "place", "recording_path", "callback", "pending_callback")
 
 

@@ -178,7 +178,7 @@ def test_build_renders_every_prompt_then_nothing(prompts_dir: Path) -> None:
         path = audio_path(prompts_dir, prompt_id)
         assert path == prompts_dir / "generated" / "fa" / f"{file_stem(prompt_id)}.wav"
         durations[prompt_id] = assert_asterisk_format(path)
-    assert durations["pause"] == pytest.approx(0.3, abs=0.01)
+    assert durations["pause"] == pytest.approx(prompts.audio.PAUSE_SECONDS, abs=0.001)
     assert durations["main.welcome"] > 0.5
 
     manifest = json.loads((prompts_dir / "generated" / "manifest.json").read_text("utf-8"))
@@ -333,3 +333,20 @@ def test_read_wav_info(tmp_path: Path) -> None:
     write_wav(path, rate=22050, channels=2, seconds=0.25)
     info = read_wav_info(path)
     assert info == (22050, 2, 2, pytest.approx(0.25, abs=1e-3))
+
+
+@needs_tools
+def test_join_fragments_plays_studio_files_in_any_format_in_line(prompts_dir: Path) -> None:
+    from ivr.prompts import join_fragments
+
+    build(prompts_dir, places=PLACES)
+    studio = prompts_dir / "fa" / "num-2.wav"
+    write_wav(studio, rate=22050, channels=2, seconds=0.5)  # a studio file as a studio sends it
+    joined = prompts_dir.parent / "joined.wav"
+    joined.write_bytes(join_fragments(prompts_dir, ["num.1", "pause", "num.2"]))
+    info = read_wav_info(joined)
+    assert (info.rate, info.channels, info.sample_width) == (8000, 1, 2)
+    generated = read_wav_info(audio_path(prompts_dir, "num.1")).duration
+    assert info.duration == pytest.approx(generated + prompts.audio.PAUSE_SECONDS + 0.5, abs=0.002)
+    with pytest.raises(PromptError, match=r"no audio for num\.9 .*ivr prompts build"):
+        join_fragments(prompts_dir, ["num.1", "num.9"])

@@ -26,10 +26,13 @@ UTC = datetime.UTC
 
 
 def _flatten(table, prefix=""):
-    """The test's own flattening of prompts/fragments.toml, independent of load_fragment_texts."""
+    """The test's own flattening of prompts/fragments.toml, independent of load_fragment_texts:
+    a ``{ text, say }`` table is one fragment whose text is what people read."""
     flat = {}
     for key, value in table.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "text" in value:
+            flat[f"{prefix}{key}"] = value["text"]
+        elif isinstance(value, dict):
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
@@ -37,9 +40,14 @@ def _flatten(table, prefix=""):
 
 
 @pytest.fixture(scope="module")
-def texts():
+def raw_fragments():
     with open(PROJECT_ROOT / "prompts" / "fragments.toml", "rb") as handle:
-        return _flatten(tomllib.load(handle))
+        return tomllib.load(handle)
+
+
+@pytest.fixture(scope="module")
+def texts(raw_fragments):
+    return _flatten(raw_fragments)
 
 
 def words(fragments, texts):
@@ -49,17 +57,35 @@ def words(fragments, texts):
 # --- the catalogue -------------------------------------------------------------------------
 
 
+TENS_HUNDREDS_SCALES = (
+    {f"num.{n}" for n in range(20, 100, 10)}
+    | {f"num.{n}" for n in range(100, 1000, 100)}
+    | {"num.1000", "num.million", "num.billion"}
+)
+"""The words a «و» can follow inside a number: each has an "-o" form."""
+
+
 def test_catalogue_has_exactly_the_fragments_the_rules_use(texts):
     expected = (
         {f"num.{n}" for n in range(20)}
-        | {f"num.{n}" for n in range(20, 100, 10)}
-        | {f"num.{n}" for n in range(100, 1000, 100)}
-        | {"num.1000", "num.million", "num.billion", "word.and", "pause"}
+        | TENS_HUNDREDS_SCALES
+        | {f"{word}-o" for word in TENS_HUNDREDS_SCALES}
+        | {"pause"}
         | {f"ord.{n}" for n in range(1, 21)}
         | {"ord.30"}
         | {f"month.{n}" for n in range(1, 13)}
     )
     assert set(texts) == expected
+
+
+def test_each_o_form_shows_the_words_and_tells_the_voice_to_say_o(raw_fragments, texts):
+    for word in TENS_HUNDREDS_SCALES:
+        key = word.removeprefix("num.")
+        entry = raw_fragments["num"][f"{key}-o"]
+        # What people read: the word, a space, «و». What the voice is given: the word with a
+        # damma on its last letter, which espeak-ng says "-o" (a lone «و» it says "va").
+        assert entry["text"] == f"{texts[word]} و", word
+        assert entry["say"] == f"{texts[word]}\u064f", word
 
 
 def test_pause_is_a_top_level_silence_and_everything_else_has_words(texts):
@@ -175,15 +201,35 @@ def test_number_table_is_large_and_covers_the_required_numbers():
 
 
 def test_number_fragment_ids_for_1587():
-    assert number_fragments(1587) == [
-        "num.1000",
-        "word.and",
-        "num.500",
-        "word.and",
-        "num.80",
-        "word.and",
-        "num.7",
-    ]
+    # Four fragments said "hezâr-o pânsad-o hashtâd-o haft", not seven with a «و» between.
+    assert number_fragments(1587) == ["num.1000-o", "num.500-o", "num.80-o", "num.7"]
+
+
+def test_124_is_three_fragments():
+    assert number_fragments(124) == ["num.100-o", "num.20-o", "num.4"]
+
+
+def _o_forms_agree_with_the_words(fragments, expected):
+    """Every «و» of the written words is an "-o" fragment, and nothing else joins them."""
+    spoken = expected.split()
+    assert "word.and" not in fragments
+    assert sum(f.endswith("-o") for f in fragments) == spoken.count("و")
+    assert len(fragments) == len(spoken) - spoken.count("و")
+    assert not fragments[-1].endswith("-o")  # a «و» always has a word after it
+    for fragment in fragments:
+        if fragment.endswith("-o"):
+            assert fragment.removesuffix("-o") in TENS_HUNDREDS_SCALES, fragment
+
+
+@pytest.mark.parametrize(("n", "expected"), NUMBERS, ids=[str(n) for n, _ in NUMBERS])
+def test_number_uses_the_o_forms(n, expected):
+    _o_forms_agree_with_the_words(number_fragments(n), expected)
+
+
+def test_o_forms_for_every_cross_checked_number(texts):
+    for n in _cross_check_numbers():
+        fragments = number_fragments(n)
+        _o_forms_agree_with_the_words(fragments, words(fragments, texts))
 
 
 def test_scales_keep_or_drop_one_as_spoken():
@@ -274,8 +320,8 @@ def test_ordinal_days(day, expected, texts):
 def test_ordinal_fragment_ids():
     assert ordinal_day_fragments(20) == ["ord.20"]
     assert ordinal_day_fragments(30) == ["ord.30"]
-    assert ordinal_day_fragments(21) == ["num.20", "word.and", "ord.1"]
-    assert ordinal_day_fragments(31) == ["num.30", "word.and", "ord.1"]
+    assert ordinal_day_fragments(21) == ["num.20-o", "ord.1"]
+    assert ordinal_day_fragments(31) == ["num.30-o", "ord.1"]
 
 
 @pytest.mark.parametrize("day", [0, 32, -1])
@@ -341,6 +387,11 @@ DATES = [
 @pytest.mark.parametrize(("day", "expected"), DATES, ids=[str(day) for day, _ in DATES])
 def test_date_words(day, expected, texts):
     assert words(date_fragments(day), texts) == expected
+
+
+@pytest.mark.parametrize(("day", "expected"), DATES, ids=[str(day) for day, _ in DATES])
+def test_dates_use_the_o_forms(day, expected):
+    _o_forms_agree_with_the_words(date_fragments(day), expected)
 
 
 def test_date_fragment_ids():

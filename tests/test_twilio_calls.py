@@ -119,7 +119,9 @@ def spoken_words(fragment_stems: list[str]) -> str:
     def flatten(table: dict, prefix: str = "") -> dict[str, str]:
         flat: dict[str, str] = {}
         for key, value in table.items():
-            if isinstance(value, dict):
+            if isinstance(value, dict) and "text" in value:  # { text = "…", say = "…" }
+                flat[f"{prefix}{key}"] = value["text"]
+            elif isinstance(value, dict):
                 flat |= flatten(value, f"{prefix}{key}-")
             else:
                 flat[f"{prefix}{key}"] = value

@@ -13,14 +13,33 @@ app = typer.Typer(no_args_is_help=True, help="The prompt catalogue's audio.")
 
 
 @app.command("build")
-def prompts_build() -> None:
+def prompts_build(
+    voice: Annotated[
+        str | None,
+        typer.Option(help="mbrola-ir1 or espeak-fa (default: IVR_VOICE, else the best installed)"),
+    ] = None,
+) -> None:
     """Render missing or changed prompts (studio recordings in prompts/fa/ always win)."""
-    from ivr.prompts import build
+    from ivr.prompts import PromptError, build
+    from ivr.voices import VoiceError, choose_voice
 
-    report = build(get_settings().prompts_dir)
+    settings = get_settings()
+    try:
+        choice = choose_voice(voice or settings.voice)
+    except VoiceError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    if choice.notice:
+        typer.echo(choice.notice, err=True)
+    try:
+        report = build(settings.prompts_dir, voice=choice.voice)
+    except PromptError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
     typer.echo(
-        f"rendered {len(report.rendered)}, unchanged {len(report.unchanged)}, "
-        f"studio {len(report.studio)}, removed {len(report.removed)}"
+        f"voice {choice.voice.name}: rendered {len(report.rendered)}, "
+        f"unchanged {len(report.unchanged)}, studio {len(report.studio)}, "
+        f"removed {len(report.removed)}"
     )
 
 
