@@ -152,7 +152,7 @@ def test_seeding_is_once_per_year_even_from_several_threads(url: str) -> None:
 
 
 def test_a_removed_holiday_is_not_seeded_back(engine: Engine) -> None:
-    removed = remove_holidays(engine, date(2026, 4, 2))  # 13 Farvardin 1405
+    removed = remove_holidays(engine, date(2026, 4, 2)).value  # 13 Farvardin 1405
     assert [h.name for h in removed] == ["روز طبیعت"]
     ensure_seeded(engine, SEED_DAY)
     load_calendar(engine, SEED_DAY)
@@ -169,14 +169,14 @@ def test_listing_by_province_and_estimates(engine: Engine) -> None:
     # Eid al-Fitr 1448, in Esfand 1405, is still the package's estimate.
     eid = [h for h in list_holidays(engine, jalali_year=1405) if h.day == date(2027, 3, 10)]
     assert [(h.kind, h.estimated, h.confirmed) for h in eid] == [("lunar", True, False)]
-    assert confirm_holidays(engine, date(2027, 3, 10)) == 1
+    assert confirm_holidays(engine, date(2027, 3, 10)).value == 1
     calendar = load_calendar(engine)
     assert [h.estimated for h in calendar.holidays_on(date(2027, 3, 10), "qom")] == [False]
 
 
 def test_fixed_holidays_never_move(engine: Engine) -> None:
     # 1 Farvardin 1405 is both Nowruz (fixed) and Eid al-Fitr (lunar): only Eid moves.
-    assert move_holidays(engine, date(2026, 3, 21), date(2026, 3, 25)) == 1
+    assert move_holidays(engine, date(2026, 3, 21), date(2026, 3, 25)).value == 1
     on_21 = {h.kind for h in list_holidays(engine, jalali_year=1405) if h.day == date(2026, 3, 21)}
     assert on_21 == {"fixed"}
 
@@ -229,8 +229,8 @@ def test_a_lunar_holiday_and_moving_it(
     monday = open_ticket(tickets, clock, tehran(2026, 5, 25, 10), "consumer")
     assert view(tickets, monday).first_response_due_at == tehran(2026, 5, 26, 16)
     # … until the moon is sighted a day early and Eid moves to Tuesday.
-    assert move_holidays(engine, date(2026, 5, 27), date(2026, 5, 26)) == 1
-    assert recompute(engine, since=date(2026, 5, 26)) == 2
+    moved = move_holidays(engine, date(2026, 5, 27), date(2026, 5, 26))
+    assert (moved.value, moved.recomputed) == (1, 2)  # the store recomputed on its own
     assert view(tickets, monday).first_response_due_at == tehran(2026, 5, 27, 16)
     assert view(tickets, before_eid).first_response_due_at == tehran(2026, 5, 27, 16)
 
@@ -260,11 +260,14 @@ def test_a_closure_added_after_the_ticket_was_opened(
     tracking = open_ticket(tickets, clock, tehran(2026, 5, 9, 9), "consumer")
     assert view(tickets, tracking).due_at == tehran(2026, 5, 16, 16)
     # Tehran's closure changes nothing in Qom.
-    add_holiday(engine, date(2026, 5, 12), "تعطیلی تهران", kind="closure", province="tehran")
-    assert recompute(engine, since=date(2026, 5, 12)) == 0
+    tehran_closure = add_holiday(
+        engine, date(2026, 5, 12), "تعطیلی تهران", kind="closure", province="tehran"
+    )
+    assert tehran_closure.recomputed == 0
     # Qom closes on Tuesday 12 May: the deadline moves to Sunday 17 May.
-    add_holiday(engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom")
-    assert recompute(engine, since=date(2026, 5, 12)) == 1
+    qom = add_holiday(engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom")
+    assert qom.recomputed == 1
+    assert recompute(engine, since=date(2026, 5, 12)) == 0  # already done by add_holiday
     assert view(tickets, tracking).due_at == tehran(2026, 5, 17, 16)
     assert view(tickets, tracking).first_response_due_at == tehran(2026, 5, 10, 16)  # before it
     assert recompute(engine) == 0  # a full pass agrees: nothing left to change
@@ -303,8 +306,11 @@ def test_a_finished_ticket_keeps_its_deadline(
 ) -> None:
     tracking = open_ticket(tickets, clock, tehran(2026, 5, 9, 9), "consumer")
     clock.now = tehran(2026, 5, 10, 9)
-    tickets.set_status(tracking, Status.CLOSED, "agent-7")
-    add_holiday(engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom")
+    tickets.set_status(tracking, Status.CLOSED, "agent-7", note="duplicate of another ticket")
+    closure = add_holiday(
+        engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom"
+    )
+    assert closure.recomputed == 0
     assert recompute(engine) == 0
     assert view(tickets, tracking).due_at == tehran(2026, 5, 16, 16)
 
@@ -323,11 +329,15 @@ def test_a_paused_ticket(tickets: TicketService, clock: Clock, engine: Engine) -
     assert view(tickets, tracking).due_at == tehran(2026, 5, 26, 16)
     # Recomputing from the history gives the same, and a closure inside the pause changes
     # nothing (the clock was stopped anyway) …
-    add_holiday(engine, date(2026, 5, 11), "تعطیلی", kind="closure", province="qom")
-    assert recompute(engine) == 0
+    assert (
+        add_holiday(engine, date(2026, 5, 11), "تعطیلی", kind="closure", province="qom").recomputed
+        == 0
+    )
     # … while one after it moves the deadline past Eid: Thursday closed, Friday off → Sat 30.
-    add_holiday(engine, date(2026, 5, 18), "تعطیلی", kind="closure", province="qom")
-    assert recompute(engine, since=date(2026, 5, 18)) == 1
+    assert (
+        add_holiday(engine, date(2026, 5, 18), "تعطیلی", kind="closure", province="qom").recomputed
+        == 1
+    )
     assert view(tickets, tracking).due_at == tehran(2026, 5, 30, 16)
 
 
