@@ -504,9 +504,12 @@ def parse_day(text: str) -> date:
         year, month, day = (int(part) for part in cleaned.split("-"))
     except ValueError:
         raise ValueError(f"not a date: {text!r} (try 1405/02/10 or 2026-04-30)") from None
-    if year < 1700:
-        return jdatetime.date(year, month, day).togregorian()
-    return date(year, month, day)
+    try:
+        if year < 1700:
+            return jdatetime.date(year, month, day).togregorian()
+        return date(year, month, day)
+    except (ValueError, OverflowError) as error:
+        raise ValueError(f"not a date: {text!r} ({error})") from None
 
 
 def parse_moment(text: str) -> datetime:

@@ -33,10 +33,25 @@ NameOption = Annotated[
 ]
 
 
-def _calendar_engine() -> Engine:
+def _calendar_engine(*days: date) -> Engine:
+    """The database, with this and next Jalali year seeded and those of ``days`` (edited days):
+    a holiday not seeded yet cannot be confirmed or moved, and an edit before a later seed
+    would make that seed skip its year."""
+    from ivr.calendar import jalali_year_of
+    from ivr.calendar.store import check_jalali_year, seed_years
+    from ivr.clock import tehran_today
     from ivr.tickets.db import make_engine
 
-    return make_engine(get_settings().db_url)
+    engine = make_engine(get_settings().db_url)
+    this_year = jalali_year_of(tehran_today())
+    years = {this_year, this_year + 1}
+    for day in days:
+        try:
+            years.add(check_jalali_year(jalali_year_of(day)))
+        except ValueError as error:
+            fail(str(error))
+    seed_years(engine, years)
+    return engine
 
 
 def _day(text: str) -> date:
@@ -69,8 +84,8 @@ def calendar_list(
     province: ProvinceOption = None,
 ) -> None:
     """The year's holidays and closures (Jalali dates) and the Thursday rules."""
-    from ivr.calendar import jalali_year_of
-    from ivr.calendar.store import check_jalali_year, list_holidays, seed_years, thursday_rules
+    from ivr.calendar import jalali_year_bounds, jalali_year_of
+    from ivr.calendar.store import check_jalali_year, list_holidays, thursday_rules
     from ivr.clock import jalali_day, tehran_today
 
     province = _province(province)
@@ -80,8 +95,7 @@ def calendar_list(
         check_jalali_year(year)
     except ValueError as error:
         fail(str(error))
-    engine = _calendar_engine()
-    seed_years(engine, {this_year, this_year + 1, year})
+    engine = _calendar_engine(jalali_year_bounds(year)[0])
     entries = list_holidays(engine, jalali_year=year, province=province)
     typer.echo(f"holidays of {year} ({len(entries)})")
     for h in entries:
@@ -113,8 +127,8 @@ def calendar_add(
     closure: Annotated[bool, typer.Option("--closure", help="Short for --kind closure")] = False,
 ) -> None:
     """Add a holiday (or with --closure a one-off closure), confirmed; DATE 1405/02/10 or ISO."""
-    from ivr.calendar.store import add_holiday, ensure_seeded
-    from ivr.clock import jalali_day, tehran_today
+    from ivr.calendar.store import add_holiday
+    from ivr.clock import jalali_day
 
     when = _day(day)
     province = _province(province)
@@ -122,8 +136,7 @@ def calendar_add(
         kind = "closure"
     if kind == "fixed":
         fail("fixed holidays are the law's list (ivr/calendar/holidays_seed.py): add a holiday")
-    engine = _calendar_engine()
-    ensure_seeded(engine, tehran_today())  # seed first, or the seed would skip this year later
+    engine = _calendar_engine(when)  # seed first, or the seed would skip this year later
     try:
         added = add_holiday(engine, when, name, kind=kind, province=province)
     except ValueError as error:
@@ -145,7 +158,7 @@ def calendar_remove(day: str, province: ProvinceOption = None, name: NameOption 
 
     when = _day(day)
     province = _province(province)
-    removed = remove_holidays(_calendar_engine(), when, province=province, name=name)
+    removed = remove_holidays(_calendar_engine(when), when, province=province, name=name)
     if not removed.value:
         fail(f"no holiday on {jalali_day(when)} for {province or 'all provinces'}")
     for h in removed.value:
@@ -161,7 +174,7 @@ def calendar_confirm(day: str, province: ProvinceOption = None, name: NameOption
 
     when = _day(day)
     province = _province(province)
-    engine = _calendar_engine()
+    engine = _calendar_engine(when)
     confirmed = confirm_holidays(engine, when, province=province, name=name)
     if not confirmed.value:
         fixed = fixed_holidays_on(engine, when, province)
@@ -188,7 +201,7 @@ def calendar_move(
     when, new = _day(day), _day(to)
     province = _province(province)
     try:
-        moved = move_holidays(_calendar_engine(), when, new, province=province, name=name)
+        moved = move_holidays(_calendar_engine(when, new), when, new, province=province, name=name)
     except ValueError as error:
         fail(str(error))
     if not moved.value:
@@ -215,7 +228,7 @@ def calendar_thursday(
     from ivr.clock import jalali_day
 
     when = _day(effective_from)
-    engine = _calendar_engine()
+    engine = _calendar_engine(when)
     if remove:
         removed = remove_thursday_rule(engine, when)
         if not removed.value:
