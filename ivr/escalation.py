@@ -31,7 +31,6 @@ from sqlalchemy import Connection, Engine
 from sqlmodel import Session, col, select
 
 from ivr.calendar import SlaPolicy, WorkCalendar
-from ivr.calendar.offices import MINISTRY_OFFICE
 from ivr.calendar.store import load_calendar
 from ivr.categories import category_name
 from ivr.clock import as_aware, fa_digits, jalali, jalali_words, tehran_today, utcnow
@@ -52,8 +51,6 @@ from ivr.tickets.statuses import SYSTEM
 
 log = logging.getLogger(__name__)
 
-NATIONAL_OFFICE = MINISTRY_OFFICE
-"""Whose office hours hold a national supervisor's mail (``ivr.calendar.offices``)."""
 DEFAULT_LEVEL2_DAYS = 3
 DEFAULT_MAIL_FROM = "124@localhost"
 RECHECK = timedelta(minutes=1)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Session, col, select
 
 from ivr.agencies import Agencies, load_agencies
-from ivr.categories import load_categories
+from ivr.categories import Categories, load_categories
 from ivr.clock import as_aware, as_stored, utcnow
 from ivr.speech import normalize_digits
 from ivr.tickets.allocator import TrackingAllocator
@@ -164,12 +164,16 @@ class TicketService:
         retry_delay: float = 0.05,
         sla: SlaClock | None = None,
         agencies: Agencies | None = None,
+        categories: Categories | None = None,
     ) -> None:
         self.engine = engine
         self.sla = sla
         """Sets every deadline at creation and recomputes them after a pause; optional."""
         self.agencies = agencies or load_agencies()
         """The agencies ``refer`` accepts (default: ``ivr/agencies.toml``)."""
+        self.categories = categories or load_categories()
+        """The categories ``create`` accepts (default: ``ivr/categories.toml``).  Both files are
+        read here, so a bad one stops whoever builds the service at start, not a caller."""
         self.spool_dir = Path(settings.spool_dir)
         self.allocator = TrackingAllocator(engine, settings.node_name, block_size)
         self._retries = retries
@@ -192,7 +196,7 @@ class TicketService:
         ``actor`` is who registered it: the caller on the phone, or the agent at a desk.
         """
         Channel(draft.channel)  # a bad value is a bug: fail before a number is spent
-        load_categories().require(draft.category)
+        self.categories.require(draft.category)
         created_at = as_aware(utcnow())
         clocks = self._clocks(draft, created_at, deadlines, due_at)
         due_at = clocks["due_at"]
