@@ -12,54 +12,49 @@ by ``ivr.notify.send_due``, inside office hours only.
 Only tickets whose ``sla_check_at`` has come are read, oldest first and in batches (PostgreSQL:
 ``FOR UPDATE SKIP LOCKED``, so nodes split the work), so a pass over a million tickets touches
 just the few with something due.
+
+This module decides and composes; it writes through the tables' owners: the ticket columns and
+history lines through ``ivr.tickets.clocks``, the mails through ``ivr.notify.queue_mails``, in
+the batch's one transaction.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session, col, select
 
-from ivr import PROJECT_ROOT
 from ivr.calendar import SlaPolicy, WorkCalendar
 from ivr.calendar.store import load_calendar
+from ivr.categories import category_name
 from ivr.clock import as_aware, fa_digits, jalali, jalali_words, tehran_today, utcnow
+from ivr.notify import queue_mails
 from ivr.provinces import load_province
-from ivr.tickets.db import session_scope
-from ivr.tickets.models import (
-    OPEN_STATUSES,
-    Notification,
-    Supervisor,
-    Ticket,
-    TicketEvent,
+from ivr.supervisors import Recipients, load_recipients
+from ivr.supervisors import add_supervisor as add_supervisor  # re-exported for its old callers
+from ivr.tickets.clocks import (
+    DUE_COLUMN,
+    WARNING_CLOCKS,
+    add_history,
+    claim_escalation,
+    claim_warning,
+    reschedule,
 )
+from ivr.tickets.models import OPEN_STATUSES, Ticket
+from ivr.tickets.statuses import SYSTEM
 
 log = logging.getLogger(__name__)
 
-NATIONAL_OFFICE = "tehran"
-"""Whose office hours hold a national supervisor's mail: the ministry sits in Tehran.  Any
-province gives the same hours unless it has a closure of its own; Tehran's are the ministry's."""
 DEFAULT_LEVEL2_DAYS = 3
 DEFAULT_MAIL_FROM = "124@localhost"
 RECHECK = timedelta(minutes=1)
 """The soonest a ticket is looked at again: every ticket read leaves the due set, so a pass ends."""
-CATALOG = PROJECT_ROOT / "prompts" / "catalog.toml"
-
-WARNING_CLOCKS = {
-    # clock name -> (moment column, "done" column)
-    "first_response": ("first_response_warn_at", "first_response_warned_at"),
-    "resolution": ("resolution_warn_at", "resolution_warned_at"),
-}
-DUE_COLUMN = {"first_response": "first_response_due_at", "resolution": "due_at"}
 
 
 def step_name(level: int) -> str:
@@ -93,45 +88,6 @@ class Step:
 class Plan:
     steps: tuple[Step, ...]
     next_check: datetime | None
-
-
-@dataclass(frozen=True)
-class Recipients:
-    """Active supervisors by province (None: national), read once per pass."""
-
-    by_province: Mapping[str | None, tuple[str, ...]] = field(default_factory=dict)
-
-    def for_level(self, level: int, province: str) -> tuple[tuple[str, ...], str, str]:
-        """Addresses, the office whose hours they keep, and a note when level 1 falls back."""
-        national = self.by_province.get(None, ())
-        if level >= 2:
-            return national, NATIONAL_OFFICE, ""
-        local = self.by_province.get(province, ())
-        if local:
-            return local, province, ""
-        return national, NATIONAL_OFFICE, f"no supervisor for {province}: sent to national"
-
-
-def load_recipients(session: Session) -> Recipients:
-    found: dict[str | None, list[str]] = {}
-    rows = session.exec(
-        select(Supervisor.province, Supervisor.email)
-        .where(col(Supervisor.active).is_(True))
-        .order_by(col(Supervisor.id))
-    )
-    for province, email in rows:
-        found.setdefault(province, []).append(email)
-    return Recipients({k: tuple(v) for k, v in found.items()})
-
-
-def add_supervisor(engine: Engine, name: str, email: str, province: str | None = None) -> int:
-    """Register a supervisor (``province`` None: national, at the ministry)."""
-    with session_scope(engine) as session:
-        row = Supervisor(name=name, email=email.strip(), province=province)
-        session.add(row)
-        session.flush()
-        assert row.id is not None
-        return row.id
 
 
 # Deciding -----------------------------------------------------------------------------------------
@@ -245,9 +201,6 @@ _COLUMNS = (
     Ticket.escalation_level,
     Ticket.escalated_at,
 )
-TICKET = Ticket.__table__  # type: ignore[attr-defined]
-EVENT = TicketEvent.__table__  # type: ignore[attr-defined]
-OUTBOX = Notification.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -284,41 +237,23 @@ class _Batch:
                 report.queued += self._escalated(step.level, winners)
                 report.level1 += len(winners) if step.level == 1 else 0
                 report.level2 += len(winners) if step.level == 2 else 0
-        reschedule = [
-            {"b_id": row.id, "b_check": decided.next_check}
-            for row, decided in planned
-            if all(row.id in won[step] for step in decided.steps)
-        ]
-        if reschedule:
-            self.connection.execute(
-                update(TICKET)
-                .where(TICKET.c.id == bindparam("b_id"))
-                .values(sla_check_at=bindparam("b_check")),
-                reschedule,
-            )
+        reschedule(
+            self.connection,
+            (
+                (row.id, decided.next_check)
+                for row, decided in planned
+                if all(row.id in won[step] for step in decided.steps)
+            ),
+        )
 
     def _claim(self, step: Step, ids: list[int]) -> set[int]:
-        conditions = [TICKET.c.id.in_(ids), TICKET.c.status.in_(OPEN_STATUSES)]
         if step.kind == "warning":
-            done_column = WARNING_CLOCKS[step.clock][1]
-            conditions.append(TICKET.c[done_column].is_(None))
-            if step.clock == "first_response":
-                conditions.append(TICKET.c.responded_at.is_(None))
-            values: dict[str, Any] = {done_column: self.now}
-        else:
-            conditions.append(TICKET.c.escalation_level == step.level - 1)
-            values = {"escalation_level": step.level, "escalated_at": self.now}
-            values["updated_at"] = self.now
-        result = self.connection.execute(
-            update(TICKET).where(*conditions).values(values).returning(TICKET.c.id)
-        )
-        return set(result.scalars())
+            return claim_warning(self.connection, step.clock, ids, self.now)
+        return claim_escalation(self.connection, step.level, ids, self.now)
 
     def _warned(self, clock: str, rows: list[Any]) -> None:
-        if not rows:
-            return
-        self.connection.execute(
-            insert(EVENT),
+        add_history(
+            self.connection,
             [
                 {
                     "ticket_id": row.id,
@@ -326,7 +261,7 @@ class _Batch:
                     "kind": "warning",
                     "old_value": None,
                     "new_value": clock,
-                    "actor": "system",
+                    "actor": SYSTEM,
                     "note": f"75% of the {clock.replace('_', ' ')} time used; "
                     f"due {jalali(getattr(row, DUE_COLUMN[clock]))}",
                 }
@@ -354,7 +289,7 @@ class _Batch:
                     "kind": "escalated",
                     "old_value": str(level - 1),
                     "new_value": str(level),
-                    "actor": "system",
+                    "actor": SYSTEM,
                     "note": "; ".join(notes),
                 }
             )
@@ -379,33 +314,12 @@ class _Batch:
                 }
                 for address in addresses
             ]
-        self.connection.execute(insert(EVENT), events)
-        if mails:
-            self.connection.execute(_insert_new(self.connection), mails)
+        add_history(self.connection, events)
+        queue_mails(self.connection, mails)
         return len(mails)
 
 
-def _insert_new(connection: Connection) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING: the outbox's unique step is the last line of defence."""
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(OUTBOX).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(OUTBOX).on_conflict_do_nothing()
-    return insert(OUTBOX)
-
-
 # The mail, in Persian ----------------------------------------------------------------------------
-
-
-@cache
-def category_names() -> dict[str, str]:
-    """Category id → its Persian name, from the prompt catalogue (the caller's own words)."""
-    try:
-        data = tomllib.loads(CATALOG.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-    return {k: v for k, v in data.get("category", {}).items() if isinstance(v, str)}
 
 
 def province_name(code: str) -> str:
@@ -423,7 +337,7 @@ SUBJECT_REASON = {1: "مهلت پاسخ گذشته است", 2: "پس از ارج
 def escalation_mail(row: Any, level: int, now: datetime) -> tuple[str, str, str]:
     """Subject, plain text and RTL HTML of the mail telling supervisors about an escalation."""
     tracking = fa_digits(row.tracking)
-    category = category_names().get(row.category, row.category)
+    category = category_name(row.category)
     province = province_name(row.province)
     subject = f"ارجاع درخواست {tracking} به سطح {fa_digits(str(level))}: {SUBJECT_REASON[level]}"
     facts = [

@@ -8,6 +8,9 @@ thread wins that UPDATE sends, and no other ever will, not even after a restart.
 at-most-once: a process killed in the middle of the conversation leaves a mail marked sent that
 may not have arrived (its ``attempts`` stays 0, which tells an auditor).  An SMTP error releases
 the claim, counts the attempt and retries later with a growing pause; a 5xx reply gives up.
+
+This module owns the ``notification`` table: the watch queues mails through ``queue_mails``,
+and ``ivr outbox list|retry`` reads and resets them through ``list_outbox`` and ``retry_mail``.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import logging
 import smtplib
 import ssl
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from ivr.calendar import WorkCalendar
@@ -55,6 +60,82 @@ class SmtpTarget:
     """``ssl`` (smtps://), ``starttls`` (smtp://…?starttls=true) or None."""
     username: str | None = None
     password: str | None = None
+
+
+# The outbox --------------------------------------------------------------------------------------
+
+OUTBOX = Notification.__table__  # type: ignore[attr-defined]
+OUTBOX_STATES = ("pending", "sent", "failed")
+
+
+def queue_mails(connection: Connection, mails: Iterable[Mapping[str, Any]]) -> None:
+    """Put mails in the outbox in the caller's transaction; a step already queued for the
+    same ticket and recipient is skipped (UNIQUE(ticket_id, step, recipient): ON CONFLICT DO
+    NOTHING is the last line of defence against doing a step twice)."""
+    rows = list(mails)
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(OUTBOX).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(OUTBOX).on_conflict_do_nothing()
+    else:
+        statement = insert(OUTBOX)
+    connection.execute(statement, rows)
+
+
+def mail_state(row: Notification, max_attempts: int = MAX_ATTEMPTS) -> str:
+    """sent (handed to SMTP), failed (given up: a 5xx or too many attempts) or pending."""
+    if row.sent_at is not None:
+        return "sent"
+    return "failed" if row.attempts >= max_attempts else "pending"
+
+
+def list_outbox(engine: Engine, state: str | None = None, *, limit: int = 50) -> list[Notification]:
+    """The newest mails first, optionally only those in ``state`` (``OUTBOX_STATES``)."""
+    if state is not None and state not in OUTBOX_STATES:
+        raise ValueError(f"unknown state {state!r} (known: {', '.join(OUTBOX_STATES)})")
+    statement = select(Notification).order_by(
+        col(Notification.created_at).desc(), col(Notification.id).desc()
+    )
+    if state == "sent":
+        statement = statement.where(col(Notification.sent_at).is_not(None))
+    elif state == "failed":
+        statement = statement.where(
+            col(Notification.sent_at).is_(None), col(Notification.attempts) >= MAX_ATTEMPTS
+        )
+    elif state == "pending":
+        statement = statement.where(
+            col(Notification.sent_at).is_(None), col(Notification.attempts) < MAX_ATTEMPTS
+        )
+    with Session(engine, expire_on_commit=False) as session:
+        rows = list(session.exec(statement.limit(limit)))
+        session.expunge_all()
+        return rows
+
+
+def retry_mail(engine: Engine, mail_id: int, now: datetime | None = None) -> Notification:
+    """Give a failed mail a fresh start: attempts back to 0, due now (the next ``send_due``
+    sends it, in office hours).  A sent mail is refused (``ValueError``), and so is a mail
+    that is still pending: it is retried on its own."""
+    now = as_aware(now) or utcnow()
+    with session_scope(engine) as session:
+        row = session.get(Notification, mail_id)
+        if row is None:
+            raise LookupError(f"no mail {mail_id} in the outbox")
+        state = mail_state(row)
+        if state != "failed":
+            raise ValueError(f"mail {mail_id} is {state}: only a failed mail is retried")
+        row.attempts, row.not_before, row.last_error = 0, now, None
+        session.add(row)
+        session.flush()
+        session.refresh(row)
+        session.expunge(row)
+        return row
+
+
+# Sending -----------------------------------------------------------------------------------------
 
 
 def parse_smtp_url(url: str) -> SmtpTarget:

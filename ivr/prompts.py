@@ -36,6 +36,8 @@ ASTERISK_SUBDIR = "ivr124"  # Asterisk plays "ivr124/<stem>" with channel langua
 _TOOLS = {"espeak-ng": "espeak-ng", "sox": "sox"}  # command → Debian package
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 PLACES_SOURCE = "ivr.provinces.place_prompts()"
+CATEGORIES_SOURCE = "ivr.categories.category_prompts()"
+AGENCIES_SOURCE = "ivr.agencies.agency_prompts()"
 
 
 class PromptError(Exception):
@@ -90,14 +92,22 @@ def load_catalog(
 ) -> dict[str, PromptText]:
     """Every prompt id → its text, from all ``prompts_dir/*.toml`` files and the place names.
 
-    ``places`` defaults to ``ivr.provinces.place_prompts()``; tests pass their own. Raises
-    ``PromptError`` for an id defined twice (naming both sources), an id that is not a plain
-    dotted name, or two ids that would share a sound file name.
+    ``places`` defaults to the names in the data files: ``ivr.provinces.place_prompts()``,
+    ``ivr.categories.category_prompts()`` and ``ivr.agencies.agency_prompts()``; tests pass
+    their own. Raises ``PromptError`` for an id defined twice (naming both sources), an id that
+    is not a plain dotted name, or two ids that would share a sound file name.
     """
+    data_sources: list[tuple[str, Mapping[str, str]]] = [(PLACES_SOURCE, places or {})]
     if places is None:
+        from ivr.agencies import agency_prompts
+        from ivr.categories import category_prompts
         from ivr.provinces import place_prompts
 
-        places = place_prompts()
+        data_sources = [
+            (PLACES_SOURCE, place_prompts()),
+            (CATEGORIES_SOURCE, category_prompts()),
+            (AGENCIES_SOURCE, agency_prompts()),
+        ]
 
     catalog: dict[str, PromptText] = {}
 
@@ -118,8 +128,9 @@ def load_catalog(
             raise PromptError(f"{path}: {exc}") from exc
         for prompt in _flatten(data, (), str(path)):
             add(prompt)
-    for prompt_id, text in places.items():
-        add(PromptText(prompt_id, text, text, PLACES_SOURCE))
+    for source, names in data_sources:
+        for prompt_id, text in names.items():
+            add(PromptText(prompt_id, text, text, source))
 
     stems: dict[str, str] = {}
     for prompt_id in catalog:

@@ -17,11 +17,18 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import jdatetime
 import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from ivr.calendar import ThursdayRule, load_policies, seed_holidays
+from ivr.calendar import (
+    ThursdayRule,
+    WorkCalendar,
+    jalali_year_of,
+    load_policies,
+    seed_holidays,
+)
 from ivr.calendar.store import (
     CachedCalendar,
     SlaClock,
@@ -37,6 +44,7 @@ from ivr.calendar.store import (
     remove_holidays,
     set_thursday_rule,
 )
+from ivr.clock import iso_utc
 from ivr.settings import Settings
 from ivr.tickets import service as service_module
 from ivr.tickets.db import make_engine, upgrade
@@ -152,7 +160,7 @@ def test_seeding_is_once_per_year_even_from_several_threads(url: str) -> None:
 
 
 def test_a_removed_holiday_is_not_seeded_back(engine: Engine) -> None:
-    removed = remove_holidays(engine, date(2026, 4, 2))  # 13 Farvardin 1405
+    removed = remove_holidays(engine, date(2026, 4, 2)).value  # 13 Farvardin 1405
     assert [h.name for h in removed] == ["روز طبیعت"]
     ensure_seeded(engine, SEED_DAY)
     load_calendar(engine, SEED_DAY)
@@ -169,14 +177,14 @@ def test_listing_by_province_and_estimates(engine: Engine) -> None:
     # Eid al-Fitr 1448, in Esfand 1405, is still the package's estimate.
     eid = [h for h in list_holidays(engine, jalali_year=1405) if h.day == date(2027, 3, 10)]
     assert [(h.kind, h.estimated, h.confirmed) for h in eid] == [("lunar", True, False)]
-    assert confirm_holidays(engine, date(2027, 3, 10)) == 1
+    assert confirm_holidays(engine, date(2027, 3, 10)).value == 1
     calendar = load_calendar(engine)
     assert [h.estimated for h in calendar.holidays_on(date(2027, 3, 10), "qom")] == [False]
 
 
 def test_fixed_holidays_never_move(engine: Engine) -> None:
     # 1 Farvardin 1405 is both Nowruz (fixed) and Eid al-Fitr (lunar): only Eid moves.
-    assert move_holidays(engine, date(2026, 3, 21), date(2026, 3, 25)) == 1
+    assert move_holidays(engine, date(2026, 3, 21), date(2026, 3, 25)).value == 1
     on_21 = {h.kind for h in list_holidays(engine, jalali_year=1405) if h.day == date(2026, 3, 21)}
     assert on_21 == {"fixed"}
 
@@ -229,8 +237,8 @@ def test_a_lunar_holiday_and_moving_it(
     monday = open_ticket(tickets, clock, tehran(2026, 5, 25, 10), "consumer")
     assert view(tickets, monday).first_response_due_at == tehran(2026, 5, 26, 16)
     # … until the moon is sighted a day early and Eid moves to Tuesday.
-    assert move_holidays(engine, date(2026, 5, 27), date(2026, 5, 26)) == 1
-    assert recompute(engine, since=date(2026, 5, 26)) == 2
+    moved = move_holidays(engine, date(2026, 5, 27), date(2026, 5, 26))
+    assert (moved.value, moved.recomputed) == (1, 2)  # the store recomputed on its own
     assert view(tickets, monday).first_response_due_at == tehran(2026, 5, 27, 16)
     assert view(tickets, before_eid).first_response_due_at == tehran(2026, 5, 27, 16)
 
@@ -260,11 +268,14 @@ def test_a_closure_added_after_the_ticket_was_opened(
     tracking = open_ticket(tickets, clock, tehran(2026, 5, 9, 9), "consumer")
     assert view(tickets, tracking).due_at == tehran(2026, 5, 16, 16)
     # Tehran's closure changes nothing in Qom.
-    add_holiday(engine, date(2026, 5, 12), "تعطیلی تهران", kind="closure", province="tehran")
-    assert recompute(engine, since=date(2026, 5, 12)) == 0
+    tehran_closure = add_holiday(
+        engine, date(2026, 5, 12), "تعطیلی تهران", kind="closure", province="tehran"
+    )
+    assert tehran_closure.recomputed == 0
     # Qom closes on Tuesday 12 May: the deadline moves to Sunday 17 May.
-    add_holiday(engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom")
-    assert recompute(engine, since=date(2026, 5, 12)) == 1
+    qom = add_holiday(engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom")
+    assert qom.recomputed == 1
+    assert recompute(engine, since=date(2026, 5, 12)) == 0  # already done by add_holiday
     assert view(tickets, tracking).due_at == tehran(2026, 5, 17, 16)
     assert view(tickets, tracking).first_response_due_at == tehran(2026, 5, 10, 16)  # before it
     assert recompute(engine) == 0  # a full pass agrees: nothing left to change
@@ -303,8 +314,11 @@ def test_a_finished_ticket_keeps_its_deadline(
 ) -> None:
     tracking = open_ticket(tickets, clock, tehran(2026, 5, 9, 9), "consumer")
     clock.now = tehran(2026, 5, 10, 9)
-    tickets.set_status(tracking, Status.CLOSED, "agent-7")
-    add_holiday(engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom")
+    tickets.set_status(tracking, Status.CLOSED, "agent-7", note="duplicate of another ticket")
+    closure = add_holiday(
+        engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom"
+    )
+    assert closure.recomputed == 0
     assert recompute(engine) == 0
     assert view(tickets, tracking).due_at == tehran(2026, 5, 16, 16)
 
@@ -323,11 +337,15 @@ def test_a_paused_ticket(tickets: TicketService, clock: Clock, engine: Engine) -
     assert view(tickets, tracking).due_at == tehran(2026, 5, 26, 16)
     # Recomputing from the history gives the same, and a closure inside the pause changes
     # nothing (the clock was stopped anyway) …
-    add_holiday(engine, date(2026, 5, 11), "تعطیلی", kind="closure", province="qom")
-    assert recompute(engine) == 0
+    assert (
+        add_holiday(engine, date(2026, 5, 11), "تعطیلی", kind="closure", province="qom").recomputed
+        == 0
+    )
     # … while one after it moves the deadline past Eid: Thursday closed, Friday off → Sat 30.
-    add_holiday(engine, date(2026, 5, 18), "تعطیلی", kind="closure", province="qom")
-    assert recompute(engine, since=date(2026, 5, 18)) == 1
+    assert (
+        add_holiday(engine, date(2026, 5, 18), "تعطیلی", kind="closure", province="qom").recomputed
+        == 1
+    )
     assert view(tickets, tracking).due_at == tehran(2026, 5, 30, 16)
 
 
@@ -385,3 +403,117 @@ def test_the_cache_follows_edits_and_survives_a_lost_database(
     finally:
         os.rename(moved, tmp_path / "db")
         engine.dispose()
+
+
+# Owners and the rough edges -----------------------------------------------------------------------
+
+
+def run_ivr_refused(url: str, *args: str) -> str:
+    """The real ``ivr`` command that must refuse: status 1, one line on stderr; that line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env["IVR_DATABASE_URL"] = url
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("ivr")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
+
+
+def test_a_calendar_edit_writes_a_deadline_line_through_the_tickets_module(
+    tickets: TicketService, clock: Clock, engine: Engine
+) -> None:
+    tracking = open_ticket(tickets, clock, tehran(2026, 5, 9, 9), "consumer")
+    add_holiday(engine, date(2026, 5, 12), "صرفه‌جویی انرژی", kind="closure", province="qom")
+    after = view(tickets, tracking)
+    line = after.history[-1]
+    assert (line.kind, line.actor) == ("deadline", "system")
+    assert (line.old_value, line.new_value) == ("2026-05-16T12:30:00Z", "2026-05-17T12:30:00Z")
+    assert line.note == "closure 1405/02/22 صرفه‌جویی انرژی added"
+    assert after.updated_at > after.created_at
+    # Removing it moves the deadline back, with a line of its own.
+    remove_holidays(engine, date(2026, 5, 12), province="qom")
+    back = view(tickets, tracking).history[-1]
+    assert (back.kind, back.new_value) == ("deadline", "2026-05-16T12:30:00Z")
+    assert back.note == "holiday 1405/02/22 removed"
+
+
+def test_the_same_closure_twice_is_one_closure(engine: Engine) -> None:
+    first = add_holiday(engine, date(2026, 5, 12), "تعطیلی", kind="closure", province="qom")
+    again = add_holiday(engine, date(2026, 5, 12), " تعطیلی ", kind="closure", province="qom")
+    assert first.created and not again.created and again.entry == first.entry
+    found = [h for h in list_holidays(engine, jalali_year=1405) if h.day == date(2026, 5, 12)]
+    assert len(found) == 1
+
+
+def test_unknown_provinces_kinds_and_names_are_refused(engine: Engine) -> None:
+    with pytest.raises(ValueError, match=r"unknown province 'qum' \(known: qom, tehran\)"):
+        add_holiday(engine, date(2026, 5, 12), "تعطیلی", kind="closure", province="qum")
+    with pytest.raises(ValueError, match="unknown holiday kind"):
+        add_holiday(engine, date(2026, 5, 12), "تعطیلی", kind="weekly")
+    with pytest.raises(ValueError, match="needs a name"):
+        add_holiday(engine, date(2026, 5, 12), "   ")
+    with pytest.raises(ValueError, match="Jalali year 99999 is out of range"):
+        list_holidays(engine, jalali_year=99999)
+
+
+def test_cli_calendar_edges(url: str, engine: Engine) -> None:
+    args = ("calendar", "add", "1405/02/22", "تعطیلی", "--closure", "--province", "qom")
+    assert "added closure 1405/02/22" in run_ivr(url, *args)
+    assert "already there: closure 1405/02/22 تعطیلی (qom)" in run_ivr(url, *args)
+    out = run_ivr(url, "calendar", "add", "1405/02/23", "روز ملی")  # without --closure
+    assert "added holiday 1405/02/23 روز ملی (all provinces)" in out
+    kinds = {h.name: h.kind for h in list_holidays(engine, jalali_year=1405)}
+    assert kinds["روز ملی"] == "holiday" and kinds["تعطیلی"] == "closure"
+    assert "unknown province 'qum'" in run_ivr_refused(
+        url, "calendar", "add", "1405/02/22", "x", "--closure", "--province", "qum"
+    )
+    assert "needs a name" in run_ivr_refused(url, "calendar", "add", "1405/02/24", "")
+    assert "between 1 and 1000 working days" in run_ivr_refused(
+        url, "calendar", "deadline", "1405/01/05", "99999999999999"
+    )
+    assert "Jalali year 99999 is out of range" in run_ivr_refused(
+        url, "calendar", "list", "--year", "99999"
+    )
+    assert "not a date" in run_ivr_refused(url, "calendar", "deadline", "tomorrow", "3")
+    line = run_ivr_refused(url, "calendar", "deadline", "1405/13/40", "3")
+    assert line == "error: not a date: '1405/13/40' (month must be in 1..12)"
+    assert "unknown province" in run_ivr_refused(url, "calendar", "list", "--province", "atlantis")
+
+
+def test_the_readme_confirm_example(url: str) -> None:
+    # 29 Esfand 1405 is Oil Nationalization Day, a fixed holiday: nothing to confirm, said so.
+    out = run_ivr(url, "calendar", "confirm", "1405/12/29")
+    assert "1405/12/29 is a fixed holiday (روز ملی شدن صنعت نفت ایران)" in out
+    # 19 Esfand 1405 is Eid al-Fitr 1448, an estimate until the moon is sighted.
+    assert "confirmed 1 holidays on 1405/12/19" in run_ivr(url, "calendar", "confirm", "1405/12/19")
+    assert "no lunar holiday, holiday or closure on 1405/12/18" in run_ivr_refused(
+        url, "calendar", "confirm", "1405/12/18"
+    )
+
+
+def test_a_deadline_into_an_unseeded_year_seeds_it(url: str, engine: Engine) -> None:
+    # The fixture seeded 1404 and 1405 only; 20 working days from 20 Esfand 1406 run into 1407
+    # through Nowruz 1407, which must be counted as holidays, not working days.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env["IVR_DATABASE_URL"] = url
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("ivr")), "calendar", "deadline", "1406/12/20", "20"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "seeded the holidays of Jalali 1407 first" in done.stderr
+    with Session(engine) as session:
+        assert 1407 in set(session.exec(select(HolidaySeed.jalali_year)))
+    calendar = load_calendar(engine, SEED_DAY)
+    expected = calendar.add_working_days(parse_moment("1406/12/20"), 20, "qom")
+    assert iso_utc(expected) in done.stdout
+    assert not calendar.is_working_day(jdatetime.date(1407, 1, 2).togregorian(), "qom")
+    # Without 1407's holidays, Nowruz would have counted as four working days.
+    bare = WorkCalendar([h for h in calendar.holidays if jalali_year_of(h.day) != 1407])
+    assert bare.add_working_days(parse_moment("1406/12/20"), 20, "qom") < expected

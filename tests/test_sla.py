@@ -328,7 +328,7 @@ def test_working_seconds_between() -> None:
 
 
 def test_default_policy_file() -> None:
-    assert DEFAULT_POLICY_FILE.name == "sla_policy.toml"
+    assert DEFAULT_POLICY_FILE.name == "categories.toml"
     policies = POLICIES
     assert policies == {
         "industry": SlaPolicy(2, 10, 0.75),
@@ -340,12 +340,34 @@ def test_default_policy_file() -> None:
     }
 
 
+CATEGORIES_TEXT = """\
+fallback = "other"
+[sla]
+resolution_days = 7
+[[category]]
+code = "other"
+key = "1"
+name = "سایر"
+[[category]]
+code = "consumer"
+key = "2"
+name = "مصرف‌کننده"
+sla = { first_response_days = 1, warn_fraction = 0.5 }
+"""
+
+
 def test_policies_from_text_and_fallback() -> None:
-    policies = load_policies(
-        "[default]\nresolution_days = 7\n[categories.other]\n"
-        "[categories.consumer]\nfirst_response_days = 1\nwarn_fraction = 0.5\n"
-    )
+    policies = load_policies(CATEGORIES_TEXT)
     assert policies["consumer"] == SlaPolicy(1, 7, 0.5)
     assert policy_for(policies, "unheard-of") == policies["other"] == SlaPolicy(2, 7, 0.75)
-    with pytest.raises(ValueError):
-        load_policies("[categories.x]\nwarn_fraction = 1.5\n")
+    with pytest.raises(ValueError, match="warn_fraction"):
+        load_policies(CATEGORIES_TEXT.replace("0.5", "1.5"))
+
+
+def test_a_changed_categories_file_changes_the_deadlines() -> None:
+    created = tehran(2026, 5, 9, 9)  # Saturday
+    slower = load_policies(CATEGORIES_TEXT.replace("resolution_days = 7", "resolution_days = 9"))
+    due = deadlines(created, "other", QOM, CAL, load_policies(CATEGORIES_TEXT)).resolution_due
+    later = deadlines(created, "other", QOM, CAL, slower).resolution_due
+    assert due is not None and later is not None
+    assert CAL.working_seconds_between(due, later, QOM) == 2 * 8 * 3600  # two more working days

@@ -133,8 +133,8 @@ def test_status_changes_write_history(service: TicketService) -> None:
     unchanged = service.set_status(tracking, "in_review", "agent7")
     assert unchanged.history == view.history  # same status, no note: nothing to record
     service.set_status(tracking, "in_review", "agent7", note="no answer")
-    view = service.refer(tracking, "edare-sanat-qom", "agent7")
-    assert view.status == "referred" and view.agency == "edare-sanat-qom"
+    view = service.refer(tracking, "provincial_office", "agent7")
+    assert view.status == "referred" and view.agency == "provincial_office"
 
     stored = service.get(tracking)
     assert stored == view
@@ -142,7 +142,7 @@ def test_status_changes_write_history(service: TicketService) -> None:
         ("created", None, "registered", "caller", None),
         ("status", "registered", "in_review", "agent7", "calling back"),
         ("note", None, None, "agent7", "no answer"),
-        ("agency", None, "edare-sanat-qom", "agent7", None),
+        ("agency", None, "provincial_office", "agent7", None),
         ("status", "in_review", "referred", "agent7", None),
     ]
     with pytest.raises(ValueError):

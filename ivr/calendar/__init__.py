@@ -14,6 +14,7 @@ from ivr.calendar.holidays_seed import (
 from ivr.calendar.policy import (
     DEFAULT_POLICY_FILE,
     Deadlines,
+    Policies,
     SlaPolicy,
     clock_reaches,
     deadlines,
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_THURSDAY_RULES",
     "Deadlines",
     "Holiday",
+    "Policies",
     "SlaPolicy",
     "ThursdayRule",
     "WorkCalendar",

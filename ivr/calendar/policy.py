@@ -1,4 +1,4 @@
-"""SLA budgets per category (data in ``ivr/sla_policy.toml``) and the deadlines they give.
+"""SLA budgets per category (data in ``ivr/categories.toml``) and the deadlines they give.
 
 Definition of a deadline, for a budget of N working days:
 
@@ -16,49 +16,45 @@ has not yet run out has no deadline: the fields are None until the caller answer
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from ivr.calendar.workdays import WorkCalendar, as_utc, naive_utc
+from ivr.categories import DEFAULT_FILE, SlaPolicy, categories_from_text, load_categories
 
-DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "sla_policy.toml"
-FALLBACK_CATEGORY = "other"
+DEFAULT_POLICY_FILE = DEFAULT_FILE
+"""The categories file: each category's SLA is one of its fields."""
 
 Pause = tuple[datetime, datetime | None]
 
 
-@dataclass(frozen=True)
-class SlaPolicy:
-    """How many working days a category gets for the first response and for the solution."""
+class Policies(dict[str, SlaPolicy]):
+    """SLA policies by category code, and the code whose policy an unlisted category gets."""
 
-    first_response_days: int = 2
-    resolution_days: int = 10
-    warn_fraction: float = 0.75
-
-    def __post_init__(self) -> None:
-        if self.first_response_days < 1 or self.resolution_days < 1:
-            raise ValueError("SLA budgets are at least one working day")
-        if not 0 < self.warn_fraction < 1:
-            raise ValueError("warn_fraction must be between 0 and 1")
+    def __init__(self, policies: Mapping[str, SlaPolicy], fallback: str) -> None:
+        super().__init__(policies)
+        self.fallback = fallback
 
 
-def load_policies(source: str | Path = DEFAULT_POLICY_FILE) -> dict[str, SlaPolicy]:
-    """Policies by category from TOML: a ``Path`` is read, a ``str`` is the TOML text itself."""
-    text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
-    data = tomllib.loads(text)
-    default = data.get("default", {})
-    return {
-        category: SlaPolicy(**{**default, **values})
-        for category, values in data.get("categories", {}).items()
-    }
+def load_policies(source: str | Path | None = None) -> Policies:
+    """Policies by category from a categories file: a ``Path`` is read, a ``str`` is its TOML
+    text itself, None the installed ``ivr/categories.toml``."""
+    if isinstance(source, str):
+        categories = categories_from_text(source)
+    else:
+        categories = load_categories(source)
+    return Policies(categories.policies(), categories.fallback)
 
 
 def policy_for(policies: Mapping[str, SlaPolicy], category: str) -> SlaPolicy:
-    """The category's policy; an unlisted category gets ``other``'s rather than no deadline."""
-    return policies.get(category) or policies[FALLBACK_CATEGORY]
+    """The category's policy; an unlisted category gets the fallback's rather than no deadline."""
+    found = policies.get(category)
+    if found is not None:
+        return found
+    fallback = getattr(policies, "fallback", None) or load_categories().fallback
+    return policies[fallback]
 
 
 @dataclass(frozen=True)

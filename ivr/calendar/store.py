@@ -2,8 +2,9 @@
 
 ``ivr.calendar`` itself is pure; this module is its database side: holidays, closures and
 Thursday decrees live in tables (seeded once per Jalali year from ``seed_current_and_next``),
-are loaded into a ``WorkCalendar``, and every change is followed by
-``recompute_open_tickets`` so the deadline a caller hears is the one the calendar gives today.
+are loaded into a ``WorkCalendar``, and every edit function here ends by recomputing open
+tickets' deadlines (through ``ivr.tickets.clocks``, the tickets' own writer), so the deadline a
+caller hears is the one the calendar gives today, whoever made the edit.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time as monotonic_time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import jdatetime
 from sqlalchemy import Engine, and_, delete, func, or_, update
@@ -27,33 +28,37 @@ from ivr.calendar.holidays_seed import (
     seed_current_and_next,
     seed_holidays,
 )
-from ivr.calendar.policy import Deadlines, SlaPolicy, deadlines
+from ivr.calendar.offices import check_province
+from ivr.calendar.policy import Deadlines, SlaPolicy, deadlines, load_policies
 from ivr.calendar.workdays import (
     DEFAULT_THURSDAY_RULES,
     HOLIDAY_KINDS,
+    MOVABLE_KINDS,
     Holiday,
     ThursdayRule,
     WorkCalendar,
 )
-from ivr.clock import TEHRAN, as_aware, day_start_utc, tehran_today, utcnow
+from ivr.clock import TEHRAN, as_aware, day_start_utc, jalali_day, tehran_today, utcnow
 from ivr.speech import normalize_digits
+from ivr.tickets.clocks import recompute_deadlines
 from ivr.tickets.db import session_scope
-from ivr.tickets.models import (
-    UNFINISHED_STATUSES,
-    HolidayRow,
-    HolidaySeed,
-    Status,
-    ThursdayRuleRow,
-    Ticket,
-    TicketEvent,
-    deadline_columns,
-    next_sla_check,
-    pauses_from_history,
-)
+from ivr.tickets.models import HolidayRow, HolidaySeed, ThursdayRuleRow
 
 log = logging.getLogger(__name__)
 
 Pause = tuple[datetime, datetime | None]
+T = TypeVar("T")
+
+FIRST_JALALI_YEAR, LAST_JALALI_YEAR = 1300, 1500
+"""The Jalali years the calendar can hold (1921-2122): a year outside is a typo, not a plan."""
+
+
+@dataclass(frozen=True)
+class Edited(Generic[T]):
+    """What a calendar edit did (``value``) and how many open tickets' deadlines it moved."""
+
+    value: T
+    recomputed: int
 
 
 # Holidays ----------------------------------------------------------------------------------------
@@ -90,17 +95,34 @@ def _entry(row: HolidayRow) -> HolidayEntry:
 
 
 def ensure_seeded(engine: Engine, today: date) -> int:
-    """Seed this and next Jalali year's holidays unless already seeded; returns rows added.
+    """Seed this and next Jalali year's holidays unless already seeded; returns rows added."""
+    year = jalali_year_of(today)
+    return seed_years(engine, (year, year + 1))
+
+
+def check_jalali_year(jalali_year: int) -> int:
+    if not FIRST_JALALI_YEAR <= jalali_year <= LAST_JALALI_YEAR:
+        raise ValueError(
+            f"Jalali year {jalali_year} is out of range ({FIRST_JALALI_YEAR}-{LAST_JALALI_YEAR})"
+        )
+    return jalali_year
+
+
+def seeded_years(engine: Engine) -> set[int]:
+    with Session(engine) as session:
+        return set(session.exec(select(HolidaySeed.jalali_year)))
+
+
+def seed_years(engine: Engine, jalali_years: Iterable[int]) -> int:
+    """Seed each Jalali year's holidays unless already seeded; returns rows added.
 
     Idempotent and safe for several nodes at once: the ``holiday_seed`` row of a year is
     inserted with its holidays, and a second node's insert of the same year fails and is dropped.
     """
-    year = jalali_year_of(today)
     added = 0
-    for jalali_year in (year, year + 1):
-        with Session(engine) as session:
-            if session.get(HolidaySeed, jalali_year) is not None:
-                continue
+    done = seeded_years(engine)
+    for jalali_year in sorted(set(jalali_years) - done):
+        check_jalali_year(jalali_year)
         rows = [
             HolidayRow(
                 day=h.day, name=h.name, kind=h.kind, province=h.province, estimated=h.estimated
@@ -125,7 +147,7 @@ def list_holidays(
     """Stored holidays by day; a province sees the nationwide ones and its own."""
     statement = select(HolidayRow).order_by(col(HolidayRow.day), col(HolidayRow.id))
     if jalali_year is not None:
-        first, after = jalali_year_bounds(jalali_year)
+        first, after = jalali_year_bounds(check_jalali_year(jalali_year))
         statement = statement.where(col(HolidayRow.day) >= first, col(HolidayRow.day) < after)
     if province is not None:
         statement = statement.where(
@@ -135,22 +157,46 @@ def list_holidays(
         return [_entry(row) for row in session.exec(statement)]
 
 
+@dataclass(frozen=True)
+class Added:
+    """The holiday as stored; ``created`` False when the same one was there already."""
+
+    entry: HolidayEntry
+    created: bool
+    recomputed: int
+
+
 def add_holiday(
     engine: Engine,
     day: date,
     name: str,
     *,
-    kind: str = "lunar",
+    kind: str = "holiday",
     province: str | None = None,
     estimated: bool = False,
     confirmed: bool = True,
-) -> HolidayEntry:
-    """Store a holiday or closure; an administrator's entry counts as confirmed."""
+) -> Added:
+    """Store a holiday or closure (an administrator's entry counts as confirmed) and recompute.
+
+    The same day, kind, province and name added again is the same holiday: it is not stored
+    twice.  ``province`` must be a known one (``ivr.calendar.offices``); None is nationwide.
+    """
     if kind not in HOLIDAY_KINDS:
-        raise ValueError(f"unknown holiday kind {kind!r}")
+        raise ValueError(
+            f"unknown holiday kind {kind!r} (known: {', '.join(sorted(HOLIDAY_KINDS))})"
+        )
     if not name.strip():
         raise ValueError("a holiday needs a name")
+    province = check_province(province)
+    check_jalali_year(jalali_year_of(day))
     with session_scope(engine) as session:
+        same = session.exec(
+            select(HolidayRow).where(
+                _matching(day, province, name.strip(), (kind,)),
+            )
+        ).first()
+        if same is not None:
+            return Added(_entry(same), created=False, recomputed=0)
         row = HolidayRow(
             day=day,
             name=name.strip(),
@@ -161,7 +207,9 @@ def add_holiday(
         )
         session.add(row)
         session.flush()
-        return _entry(row)
+        entry = _entry(row)
+    reason = f"{kind} {jalali_day(day)} {entry.name} added"
+    return Added(entry, True, recompute_open_tickets(engine, since=day, reason=reason))
 
 
 def _matching(day: date, province: str | None, name: str | None, kinds: Iterable[str]) -> Any:
@@ -179,25 +227,43 @@ def _matching(day: date, province: str | None, name: str | None, kinds: Iterable
 
 def remove_holidays(
     engine: Engine, day: date, *, province: str | None = None, name: str | None = None
-) -> list[HolidayEntry]:
-    """Delete the day's holidays for ``province`` (None: the nationwide ones); returns them."""
+) -> Edited[list[HolidayEntry]]:
+    """Delete the day's holidays for ``province`` (None: the nationwide ones) and recompute."""
+    province = check_province(province)
     where = _matching(day, province, name, HOLIDAY_KINDS)
     with session_scope(engine) as session:
         removed = [_entry(row) for row in session.exec(select(HolidayRow).where(where))]
         session.execute(delete(HolidayRow).where(where))
-        return removed
+    if not removed:
+        return Edited(removed, 0)
+    reason = f"holiday {jalali_day(day)} removed"
+    return Edited(removed, recompute_open_tickets(engine, since=day, reason=reason))
+
+
+def fixed_holidays_on(engine: Engine, day: date, province: str | None = None) -> list[HolidayEntry]:
+    """The law's fixed holidays on ``day`` (they need no confirmation and never move)."""
+    province = check_province(province)
+    where = _matching(day, province, None, ("fixed",))
+    with Session(engine) as session:
+        return [_entry(row) for row in session.exec(select(HolidayRow).where(where))]
 
 
 def confirm_holidays(
     engine: Engine, day: date, *, province: str | None = None, name: str | None = None
-) -> int:
-    """Mark the day's lunar holidays and closures as confirmed (fixed days need no word)."""
-    where = _matching(day, province, name, ("lunar", "closure"))
+) -> Edited[int]:
+    """Mark the day's lunar holidays, added holidays and closures as confirmed (fixed days need
+    no word) and recompute (a confirmation moves no day, but the rule is kept: always)."""
+    province = check_province(province)
+    where = _matching(day, province, name, MOVABLE_KINDS)
     with session_scope(engine) as session:
         result = session.execute(
             update(HolidayRow).where(where).values(confirmed=True, updated_at=utcnow())
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+    if not count:
+        return Edited(0, 0)
+    reason = f"holiday {jalali_day(day)} confirmed"
+    return Edited(count, recompute_open_tickets(engine, since=day, reason=reason))
 
 
 def move_holidays(
@@ -207,17 +273,22 @@ def move_holidays(
     *,
     province: str | None = None,
     name: str | None = None,
-) -> int:
-    """Move the day's lunar holidays and closures to ``to`` (moon sighting), confirming them.
-
-    Fixed Jalali holidays are law and never move; a Nowruz day that is also Eid keeps Nowruz.
-    """
-    where = _matching(day, province, name, ("lunar", "closure"))
+) -> Edited[int]:
+    """Move the day's lunar holidays and closures to ``to`` (moon sighting), confirming them,
+    and recompute.  Fixed Jalali holidays are law and never move; a Nowruz day that is also
+    Eid keeps Nowruz."""
+    province = check_province(province)
+    check_jalali_year(jalali_year_of(to))
+    where = _matching(day, province, name, MOVABLE_KINDS)
     with session_scope(engine) as session:
         result = session.execute(
             update(HolidayRow).where(where).values(day=to, confirmed=True, updated_at=utcnow())
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+    if not count:
+        return Edited(0, 0)
+    reason = f"holiday {jalali_day(day)} moved to {jalali_day(to)}"
+    return Edited(count, recompute_open_tickets(engine, since=min(day, to), reason=reason))
 
 
 # Thursday rules ----------------------------------------------------------------------------------
@@ -230,8 +301,9 @@ def thursday_rules(engine: Engine) -> list[ThursdayRule]:
         return [ThursdayRule(r.effective_from, r.open, r.opens, r.closes) for r in rows]
 
 
-def set_thursday_rule(engine: Engine, rule: ThursdayRule) -> None:
-    """Store a decree, replacing one with the same effective date."""
+def set_thursday_rule(engine: Engine, rule: ThursdayRule) -> Edited[ThursdayRule]:
+    """Store a decree, replacing one with the same effective date, and recompute."""
+    check_jalali_year(jalali_year_of(rule.effective_from))
     with session_scope(engine) as session:
         row = session.exec(
             select(ThursdayRuleRow).where(
@@ -243,14 +315,21 @@ def set_thursday_rule(engine: Engine, rule: ThursdayRule) -> None:
         row.open, row.opens, row.closes = rule.open, rule.opens, rule.closes
         row.updated_at = utcnow()
         session.add(row)
+    reason = f"Thursday rule from {jalali_day(rule.effective_from)} set"
+    return Edited(rule, recompute_open_tickets(engine, since=rule.effective_from, reason=reason))
 
 
-def remove_thursday_rule(engine: Engine, effective_from: date) -> int:
+def remove_thursday_rule(engine: Engine, effective_from: date) -> Edited[int]:
+    """Delete the decree of ``effective_from`` and recompute."""
     with session_scope(engine) as session:
         result = session.execute(
             delete(ThursdayRuleRow).where(col(ThursdayRuleRow.effective_from) == effective_from)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+    if not count:
+        return Edited(0, 0)
+    reason = f"Thursday rule from {jalali_day(effective_from)} removed"
+    return Edited(count, recompute_open_tickets(engine, since=effective_from, reason=reason))
 
 
 # The calendar ------------------------------------------------------------------------------------
@@ -361,104 +440,55 @@ class SlaClock:
 # Keeping open tickets' deadlines in step ---------------------------------------------------------
 
 
-def ticket_pauses(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Pause]]:
-    """Each ticket's waiting-for-the-caller intervals, from its status history."""
-    if not ticket_ids:
-        return {}
-    waiting = Status.WAITING_FOR_CALLER.value
-    events = session.exec(
-        select(TicketEvent.ticket_id, TicketEvent.at, TicketEvent.old_value, TicketEvent.new_value)
-        .where(col(TicketEvent.ticket_id).in_(ticket_ids), col(TicketEvent.kind) == "status")
-        .where(or_(col(TicketEvent.old_value) == waiting, col(TicketEvent.new_value) == waiting))
-    )
-    changes: dict[int, list[tuple[datetime, str | None, str | None]]] = {}
-    for ticket_id, at, old, new in events:
-        changes.setdefault(ticket_id, []).append((at, old, new))
-    return {tid: pauses_from_history(found) for tid, found in changes.items()}
-
-
-_RECOMPUTED = (
-    "due_at",
-    "first_response_due_at",
-    "first_response_warn_at",
-    "resolution_warn_at",
-    "sla_check_at",
-)
-
-
 def recompute_open_tickets(
     engine: Engine,
-    calendar: WorkCalendar,
-    policies: Mapping[str, SlaPolicy],
+    calendar: WorkCalendar | None = None,
+    policies: Mapping[str, SlaPolicy] | None = None,
     *,
     since: date | None = None,
+    reason: str = "the calendar changed",
     batch_size: int = 1000,
 ) -> int:
-    """Rewrite the deadlines of unfinished tickets; returns how many changed.
+    """Rewrite the deadlines of unfinished tickets on ``calendar`` (default: the stored one)
+    and ``policies`` (default: the categories file); returns how many tickets changed.
 
-    ``since``: the first day the change touches.  A deadline before that day was reached over
-    unchanged days and cannot move, so only tickets due on or after it (or without a deadline)
-    are read.  Escalations already made stay: a later deadline does not take a step back.
+    ``since``: the first day the change touches (see ``ivr.tickets.clocks.recompute_deadlines``,
+    which does the writing: the tickets' own module).
     """
-    statement = select(
-        Ticket.id,
-        Ticket.created_at,
-        Ticket.category,
-        Ticket.province,
-        Ticket.status,
-        Ticket.responded_at,
-        Ticket.first_response_warned_at,
-        Ticket.resolution_warned_at,
-        Ticket.escalation_level,
-        Ticket.escalated_at,
-        *(getattr(Ticket, name) for name in _RECOMPUTED),
-    ).where(col(Ticket.status).in_(UNFINISHED_STATUSES))
-    if since is not None:
-        start = day_start_utc(since)
-        statement = statement.where(
-            or_(
-                col(Ticket.due_at).is_(None),
-                col(Ticket.due_at) >= start,
-                col(Ticket.first_response_due_at) >= start,
-                col(Ticket.escalation_level) == 1,
-            )
-        )
-    changed = 0
-    last_id = 0
-    while True:
-        with session_scope(engine) as session:
-            rows = session.execute(
-                statement.where(col(Ticket.id) > last_id).order_by(col(Ticket.id)).limit(batch_size)
-            ).all()
-            if not rows:
-                return changed
-            last_id = rows[-1].id
-            pauses = ticket_pauses(session, [r.id for r in rows])
-            updates = []
-            for row in rows:
-                values = _recomputed(row, calendar, policies, pauses.get(row.id, ()))
-                if any(values[name] != as_aware(getattr(row, name)) for name in _RECOMPUTED):
-                    updates.append({"id": row.id, **values})
-            if updates:
-                session.execute(update(Ticket), updates)
-            changed += len(updates)
+    calendar = calendar or load_calendar(engine)
+    policies = policies if policies is not None else load_policies()
+
+    def deadlines_of(
+        category: str, province: str, created_utc: datetime, pauses: Sequence[Pause]
+    ) -> Deadlines:
+        return deadlines(created_utc, category, province, calendar, policies, pauses)
+
+    start = None if since is None else day_start_utc(since)
+    return recompute_deadlines(
+        engine, deadlines_of, since=start, reason=reason, batch_size=batch_size
+    )
 
 
-def _recomputed(
-    row: Any, calendar: WorkCalendar, policies: Mapping[str, SlaPolicy], pauses: Sequence[Pause]
-) -> dict[str, datetime | None]:
-    found = deadlines(row.created_at, row.category, row.province, calendar, policies, pauses)
-    values = deadline_columns(found)
-    merged = {name: getattr(row, name) for name in row._fields} | values
-    values["sla_check_at"] = next_sla_check(_Row(merged))
-    return values
-
-
-class _Row:
-    """Attribute access over a dict, for ``next_sla_check``."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update(values)
+def working_deadline(
+    engine: Engine, start_utc: datetime, n: int, province: str, *, max_years: int = 4
+) -> tuple[datetime, list[int]]:
+    """The close of the N-th working day after ``start_utc`` on the stored calendar (naive UTC),
+    and the Jalali years it had to seed first: a deadline that runs into a year whose holidays
+    were never seeded would otherwise count that year's Nowruz as working days."""
+    seeded_now: list[int] = []
+    for _ in range(max_years + 1):
+        calendar = load_calendar(engine)
+        due = calendar.add_working_days(start_utc, n, province)
+        first = jalali_year_of(calendar.local_day(start_utc))
+        last = jalali_year_of(calendar.local_day(due))
+        missing = sorted(set(range(first, last + 1)) - seeded_years(engine))
+        if not missing:
+            return due, seeded_now
+        for year in missing:
+            check_jalali_year(year)
+        seed_years(engine, missing)
+        seeded_now += missing
+    raise ValueError(f"the deadline runs more than {max_years} Jalali years ahead")
 
 
 # Reading dates as people type them ---------------------------------------------------------------
@@ -474,9 +504,12 @@ def parse_day(text: str) -> date:
         year, month, day = (int(part) for part in cleaned.split("-"))
     except ValueError:
         raise ValueError(f"not a date: {text!r} (try 1405/02/10 or 2026-04-30)") from None
-    if year < 1700:
-        return jdatetime.date(year, month, day).togregorian()
-    return date(year, month, day)
+    try:
+        if year < 1700:
+            return jdatetime.date(year, month, day).togregorian()
+        return date(year, month, day)
+    except (ValueError, OverflowError) as error:
+        raise ValueError(f"not a date: {text!r} ({error})") from None
 
 
 def parse_moment(text: str) -> datetime:

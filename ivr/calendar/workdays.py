@@ -22,8 +22,14 @@ FULL_DAYS = frozenset({SATURDAY, SUNDAY, MONDAY, TUESDAY, WEDNESDAY})
 MAX_CLOSED_DAYS = 3 * 366
 """A calendar closed for longer than this is a data error, not a long holiday: fail loudly."""
 
-HolidayKind = Literal["fixed", "lunar", "closure"]
-HOLIDAY_KINDS: frozenset[str] = frozenset({"fixed", "lunar", "closure"})
+HolidayKind = Literal["fixed", "lunar", "holiday", "closure"]
+HOLIDAY_KINDS: frozenset[str] = frozenset({"fixed", "lunar", "holiday", "closure"})
+"""fixed: the law's Jalali days (seeded, never moved); lunar: the Hijri days, seeded from the
+``holidays`` package and moved by moon sighting; holiday: an official holiday an administrator
+added (a new law, a day the package lacks); closure: a one-off closing (heat, pollution,
+mourning), often for one province only."""
+MOVABLE_KINDS: frozenset[str] = HOLIDAY_KINDS - {"fixed"}
+"""What an administrator may confirm or move: everything but the law's fixed days."""
 
 
 @dataclass(frozen=True)

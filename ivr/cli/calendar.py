@@ -1,4 +1,8 @@
-"""The working-day calendar: holidays, closures, Thursday rules, deadlines."""
+"""The working-day calendar: holidays, closures, Thursday rules, deadlines.
+
+Every edit goes through ``ivr.calendar.store``, whose edit functions recompute open tickets'
+deadlines themselves; this module only reads arguments and says what was done.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ivr.cli.usage import fail
 from ivr.settings import get_settings
 
 if TYPE_CHECKING:
@@ -17,6 +22,8 @@ app = typer.Typer(
     help="Holidays, closures and Thursday rules; every change recomputes open tickets' deadlines.",
 )
 
+MAX_WORKING_DAYS = 1000
+"""About four years of working days: more is a typo, and would keep the calendar busy."""
 
 ProvinceOption = Annotated[
     str | None, typer.Option("--province", help="A province code; none: nationwide")
@@ -26,33 +33,47 @@ NameOption = Annotated[
 ]
 
 
-def _calendar_engine() -> Engine:
+def _calendar_engine(*days: date) -> Engine:
+    """The database, with this and next Jalali year seeded and those of ``days`` (edited days):
+    a holiday not seeded yet cannot be confirmed or moved, and an edit before a later seed
+    would make that seed skip its year."""
+    from ivr.calendar import jalali_year_of
+    from ivr.calendar.store import check_jalali_year, seed_years
+    from ivr.clock import tehran_today
     from ivr.tickets.db import make_engine
 
-    return make_engine(get_settings().db_url)
+    engine = make_engine(get_settings().db_url)
+    this_year = jalali_year_of(tehran_today())
+    years = {this_year, this_year + 1}
+    for day in days:
+        try:
+            years.add(check_jalali_year(jalali_year_of(day)))
+        except ValueError as error:
+            fail(str(error))
+    seed_years(engine, years)
+    return engine
 
 
 def _day(text: str) -> date:
-    from ivr.calendar.store import (
-        parse_day,
-    )
+    from ivr.calendar.store import parse_day
 
     try:
         return parse_day(text)
     except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
+        fail(str(error))
 
 
-def _recompute(engine: Engine, since: date | None) -> None:
-    """Bring open tickets' deadlines in step with the calendar just changed, and say so."""
-    from ivr.calendar import load_policies
-    from ivr.calendar.store import (
-        load_calendar,
-        recompute_open_tickets,
-    )
+def _province(code: str | None) -> str | None:
+    from ivr.calendar.offices import check_province
 
-    changed = recompute_open_tickets(engine, load_calendar(engine), load_policies(), since=since)
-    typer.echo(f"deadlines of {changed} open tickets changed")
+    try:
+        return check_province(code)
+    except ValueError as error:
+        fail(str(error))
+
+
+def _said_recomputed(count: int) -> None:
+    typer.echo(f"deadlines of {count} open tickets changed")
 
 
 @app.command("list")
@@ -63,17 +84,18 @@ def calendar_list(
     province: ProvinceOption = None,
 ) -> None:
     """The year's holidays and closures (Jalali dates) and the Thursday rules."""
-    from ivr.calendar import jalali_year_of
-    from ivr.calendar.store import (
-        ensure_seeded,
-        list_holidays,
-        thursday_rules,
-    )
+    from ivr.calendar import jalali_year_bounds, jalali_year_of
+    from ivr.calendar.store import check_jalali_year, list_holidays, thursday_rules
     from ivr.clock import jalali_day, tehran_today
 
-    engine = _calendar_engine()
-    ensure_seeded(engine, tehran_today())
-    year = year or jalali_year_of(tehran_today())
+    province = _province(province)
+    this_year = jalali_year_of(tehran_today())
+    year = this_year if year is None else year
+    try:
+        check_jalali_year(year)
+    except ValueError as error:
+        fail(str(error))
+    engine = _calendar_engine(jalali_year_bounds(year)[0])
     entries = list_holidays(engine, jalali_year=year, province=province)
     typer.echo(f"holidays of {year} ({len(entries)})")
     for h in entries:
@@ -95,61 +117,77 @@ def calendar_add(
     day: str,
     name: str,
     province: ProvinceOption = None,
-    closure: Annotated[bool, typer.Option("--closure", help="A one-off closure")] = False,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="holiday (an official day off), lunar (moves with the moon) or closure",
+        ),
+    ] = "holiday",
+    closure: Annotated[bool, typer.Option("--closure", help="Short for --kind closure")] = False,
 ) -> None:
     """Add a holiday (or with --closure a one-off closure), confirmed; DATE 1405/02/10 or ISO."""
-    from ivr.calendar.store import (
-        add_holiday,
-        ensure_seeded,
-    )
-    from ivr.clock import jalali_day, tehran_today
+    from ivr.calendar.store import add_holiday
+    from ivr.clock import jalali_day
 
     when = _day(day)
-    engine = _calendar_engine()
-    ensure_seeded(engine, tehran_today())  # seed first, or the seed would skip this year later
-    entry = add_holiday(
-        engine, when, name, kind="closure" if closure else "lunar", province=province
-    )
-    typer.echo(f"added {entry.kind} {jalali_day(entry.day)} {entry.name} "
-               f"({entry.province or 'all provinces'})")  # fmt: skip
-    _recompute(engine, entry.day)
+    province = _province(province)
+    if closure:
+        kind = "closure"
+    if kind == "fixed":
+        fail("fixed holidays are the law's list (ivr/calendar/holidays_seed.py): add a holiday")
+    engine = _calendar_engine(when)  # seed first, or the seed would skip this year later
+    try:
+        added = add_holiday(engine, when, name, kind=kind, province=province)
+    except ValueError as error:
+        fail(str(error))
+    entry = added.entry
+    where = entry.province or "all provinces"
+    if not added.created:
+        typer.echo(f"already there: {entry.kind} {jalali_day(entry.day)} {entry.name} ({where})")
+        return
+    typer.echo(f"added {entry.kind} {jalali_day(entry.day)} {entry.name} ({where})")
+    _said_recomputed(added.recomputed)
 
 
 @app.command("remove")
 def calendar_remove(day: str, province: ProvinceOption = None, name: NameOption = None) -> None:
     """Remove the day's holidays (nationwide ones, or --province's own)."""
-    from ivr.calendar.store import (
-        remove_holidays,
-    )
+    from ivr.calendar.store import remove_holidays
     from ivr.clock import jalali_day
 
     when = _day(day)
-    engine = _calendar_engine()
-    removed = remove_holidays(engine, when, province=province, name=name)
-    if not removed:
-        typer.echo(f"no holiday on {jalali_day(when)} for {province or 'all provinces'}", err=True)
-        raise typer.Exit(1)
-    for h in removed:
+    province = _province(province)
+    removed = remove_holidays(_calendar_engine(when), when, province=province, name=name)
+    if not removed.value:
+        fail(f"no holiday on {jalali_day(when)} for {province or 'all provinces'}")
+    for h in removed.value:
         typer.echo(f"removed {h.kind} {jalali_day(h.day)} {h.name}")
-    _recompute(engine, when)
+    _said_recomputed(removed.recomputed)
 
 
 @app.command("confirm")
 def calendar_confirm(day: str, province: ProvinceOption = None, name: NameOption = None) -> None:
     """Confirm the day's estimated lunar holidays (the moon was sighted as expected)."""
-    from ivr.calendar.store import (
-        confirm_holidays,
-    )
+    from ivr.calendar.store import confirm_holidays, fixed_holidays_on
     from ivr.clock import jalali_day
 
     when = _day(day)
-    engine = _calendar_engine()
-    count = confirm_holidays(engine, when, province=province, name=name)
-    if not count:
-        typer.echo(f"no lunar holiday or closure on {jalali_day(when)}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"confirmed {count} holidays on {jalali_day(when)}")
-    _recompute(engine, when)  # a confirmation changes no day, but keeps the rule: always recompute
+    province = _province(province)
+    engine = _calendar_engine(when)
+    confirmed = confirm_holidays(engine, when, province=province, name=name)
+    if not confirmed.value:
+        fixed = fixed_holidays_on(engine, when, province)
+        if fixed:
+            names = "، ".join(h.name for h in fixed)
+            typer.echo(
+                f"{jalali_day(when)} is a fixed holiday ({names}): the law's days are certain "
+                "and need no confirmation"
+            )
+            return
+        fail(f"no lunar holiday, holiday or closure on {jalali_day(when)} to confirm")
+    typer.echo(f"confirmed {confirmed.value} holidays on {jalali_day(when)}")
+    _said_recomputed(confirmed.recomputed)
 
 
 @app.command("move")
@@ -157,19 +195,19 @@ def calendar_move(
     day: str, to: str, province: ProvinceOption = None, name: NameOption = None
 ) -> None:
     """Move the day's lunar holidays to another day (moon sighting) and confirm them."""
-    from ivr.calendar.store import (
-        move_holidays,
-    )
+    from ivr.calendar.store import move_holidays
     from ivr.clock import jalali_day
 
     when, new = _day(day), _day(to)
-    engine = _calendar_engine()
-    count = move_holidays(engine, when, new, province=province, name=name)
-    if not count:
-        typer.echo(f"no lunar holiday or closure on {jalali_day(when)}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"moved {count} holidays from {jalali_day(when)} to {jalali_day(new)}")
-    _recompute(engine, min(when, new))
+    province = _province(province)
+    try:
+        moved = move_holidays(_calendar_engine(when, new), when, new, province=province, name=name)
+    except ValueError as error:
+        fail(str(error))
+    if not moved.value:
+        fail(f"no lunar holiday, holiday or closure on {jalali_day(when)} to move")
+    typer.echo(f"moved {moved.value} holidays from {jalali_day(when)} to {jalali_day(new)}")
+    _said_recomputed(moved.recomputed)
 
 
 @app.command("thursday")
@@ -186,34 +224,35 @@ def calendar_thursday(
     from datetime import time
 
     from ivr.calendar import ThursdayRule
-    from ivr.calendar.store import (
-        remove_thursday_rule,
-        set_thursday_rule,
-    )
+    from ivr.calendar.store import remove_thursday_rule, set_thursday_rule
     from ivr.clock import jalali_day
 
     when = _day(effective_from)
-    engine = _calendar_engine()
+    engine = _calendar_engine(when)
     if remove:
-        if not remove_thursday_rule(engine, when):
-            typer.echo(f"no Thursday rule from {jalali_day(when)}", err=True)
-            raise typer.Exit(1)
+        removed = remove_thursday_rule(engine, when)
+        if not removed.value:
+            fail(f"no Thursday rule from {jalali_day(when)}")
         typer.echo(f"removed the Thursday rule from {jalali_day(when)}")
-    else:
-        try:
-            rule = ThursdayRule(when, open_, time.fromisoformat(opens), time.fromisoformat(closes))
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
-        set_thursday_rule(engine, rule)
-        hours = f"open {opens}-{closes}" if open_ else "closed"
-        typer.echo(f"Thursdays from {jalali_day(when)}: {hours}")
-    _recompute(engine, when)
+        _said_recomputed(removed.recomputed)
+        return
+    try:
+        rule = ThursdayRule(when, open_, time.fromisoformat(opens), time.fromisoformat(closes))
+        edited = set_thursday_rule(engine, rule)
+    except ValueError as error:
+        fail(str(error))
+    hours = f"open {opens}-{closes}" if open_ else "closed"
+    typer.echo(f"Thursdays from {jalali_day(when)}: {hours}")
+    _said_recomputed(edited.recomputed)
 
 
 @app.command("recompute")
 def calendar_recompute() -> None:
-    """Recompute every open ticket's deadlines (after editing ivr/sla_policy.toml)."""
-    _recompute(_calendar_engine(), None)
+    """Recompute every open ticket's deadlines (after editing ivr/categories.toml)."""
+    from ivr.calendar.store import recompute_open_tickets
+
+    count = recompute_open_tickets(_calendar_engine(), reason="recomputed by hand")
+    _said_recomputed(count)
 
 
 @app.command("deadline")
@@ -223,18 +262,25 @@ def calendar_deadline(
     province: Annotated[str | None, typer.Option(help="Province; default: this node's")] = None,
 ) -> None:
     """The deadline N working days after START: the close of the N-th working day after it."""
-    from ivr.calendar.store import (
-        load_calendar,
-        parse_moment,
-    )
+    from ivr.calendar.store import parse_moment, working_deadline
     from ivr.clock import as_aware, iso_utc, jalali, jalali_words
 
     try:
         registered = parse_moment(start)
     except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    if n < 1:
-        raise typer.BadParameter("N is at least 1: the registration day does not count")
-    calendar = load_calendar(_calendar_engine())
-    due = as_aware(calendar.add_working_days(registered, n, province or get_settings().province))
+        fail(str(error))
+    if not 1 <= n <= MAX_WORKING_DAYS:
+        fail(
+            f"N must be between 1 and {MAX_WORKING_DAYS} working days "
+            "(the registration day does not count)"
+        )
+    where = _province(province) or get_settings().province
+    try:
+        found, seeded = working_deadline(_calendar_engine(), registered, n, where)
+    except ValueError as error:
+        fail(str(error))
+    if seeded:
+        years = ", ".join(str(y) for y in seeded)
+        typer.echo(f"seeded the holidays of Jalali {years} first (estimated lunar dates)", err=True)
+    due = as_aware(found)
     typer.echo(f"{jalali(due)} Tehran  ({jalali_words(due)})  {iso_utc(due)}")

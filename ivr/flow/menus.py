@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from ivr.categories import load_categories
 from ivr.flow.outcomes import StepOutcome
 from ivr.provinces import Province, load_province, provinces_dir
 
@@ -125,20 +126,14 @@ DRAFT_FIELDS = (
 )
 CLEAR_DRAFT: tuple[tuple[str, str | None], ...] = tuple((name, None) for name in DRAFT_FIELDS)
 
-CATEGORY_KEYS = {
-    "1": "industry",
-    "2": "mining",
-    "3": "trade",
-    "4": "consumer",
-    "5": "permits",
-    "6": "other",
-}
-
 
 def _category_choices() -> dict[str, Go]:
+    """The category menu's keys, from the categories file (ivr/categories.toml)."""
     choices = {
-        key: Go("place" if code == "industry" else "describe", sets=(("category", code),))
-        for key, code in CATEGORY_KEYS.items()
+        category.key: Go(
+            "place" if category.asks_place else "describe", sets=(("category", category.code),)
+        )
+        for category in load_categories().items
     }
     return {**choices, "*": REPEAT, "9": Go("main", sets=CLEAR_DRAFT)}
 

@@ -16,23 +16,10 @@ from sqlmodel import Field, SQLModel
 
 from ivr.clock import as_aware, utcnow
 
-
-class Status(StrEnum):
-    REGISTERED = "registered"
-    IN_REVIEW = "in_review"
-    REFERRED = "referred"
-    WAITING_FOR_CALLER = "waiting_for_caller"
-    ANSWERED = "answered"
-    CLOSED = "closed"
-
-
-class Category(StrEnum):
-    INDUSTRY = "industry"
-    MINING = "mining"
-    TRADE = "trade"
-    CONSUMER = "consumer"
-    PERMITS = "permits"
-    OTHER = "other"
+# Re-exported: the statuses and their table live in ivr.tickets.statuses.
+from ivr.tickets.statuses import OPEN_STATUSES as OPEN_STATUSES
+from ivr.tickets.statuses import UNFINISHED_STATUSES as UNFINISHED_STATUSES
+from ivr.tickets.statuses import Status as Status
 
 
 class Channel(StrEnum):
@@ -171,14 +158,6 @@ class CallStep(SQLModel, table=True):
     """``ivr.flow.outcomes.StepOutcome``; a transfer's outcome is its cause."""
 
 
-OPEN_STATUSES: tuple[str, ...] = tuple(
-    s.value for s in (Status.REGISTERED, Status.IN_REVIEW, Status.REFERRED)
-)
-"""Statuses whose SLA clocks run: not paused (waiting for the caller) and not finished."""
-UNFINISHED_STATUSES: tuple[str, ...] = (*OPEN_STATUSES, Status.WAITING_FOR_CALLER.value)
-"""Statuses whose deadlines still matter, so a calendar change recomputes them."""
-
-
 class DeadlinesLike(Protocol):
     """``ivr.calendar.Deadlines`` (not imported: the models stay below the calendar)."""
 
@@ -260,7 +239,7 @@ class HolidayRow(SQLModel, table=True):
     day: date = Field(index=True)
     name: str = Field(max_length=128)
     kind: str = Field(max_length=16)
-    """fixed, lunar or closure."""
+    """fixed, lunar, holiday (added by an administrator) or closure (ivr.calendar.workdays)."""
     province: str | None = Field(default=None, max_length=32)
     estimated: bool = False
     confirmed: bool = False

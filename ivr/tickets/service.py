@@ -23,13 +23,14 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Session, col, select
 
+from ivr.agencies import Agencies, load_agencies
+from ivr.categories import Categories, load_categories
 from ivr.clock import as_aware, as_stored, utcnow
 from ivr.speech import normalize_digits
 from ivr.tickets.allocator import TrackingAllocator
 from ivr.tickets.db import session_scope
 from ivr.tickets.models import (
     UNFINISHED_STATUSES,
-    Category,
     Channel,
     DeadlinesLike,
     Status,
@@ -38,6 +39,13 @@ from ivr.tickets.models import (
     deadline_columns,
     next_sla_check,
     pauses_from_history,
+)
+from ivr.tickets.statuses import (
+    CALLER,
+    SYSTEM,
+    TransitionRefused,
+    check_transition,
+    parse_status,
 )
 from ivr.tickets.tracking import is_valid_tracking
 
@@ -136,6 +144,11 @@ class TicketView:
     history: tuple[HistoryLine, ...] = ()
     first_response_due_at: datetime | None = None
     escalation_level: int = 0
+    escalated_at: datetime | None = None
+    responded_at: datetime | None = None
+    """When a person first moved the ticket out of ``registered`` (stops the first clock)."""
+    national_id: str | None = None
+    """Personal data: shown only where asked for (``ivr tickets show --with-personal-data``)."""
 
 
 class TicketService:
@@ -150,10 +163,17 @@ class TicketService:
         retries: int = 2,
         retry_delay: float = 0.05,
         sla: SlaClock | None = None,
+        agencies: Agencies | None = None,
+        categories: Categories | None = None,
     ) -> None:
         self.engine = engine
         self.sla = sla
         """Sets every deadline at creation and recomputes them after a pause; optional."""
+        self.agencies = agencies or load_agencies()
+        """The agencies ``refer`` accepts (default: ``ivr/agencies.toml``)."""
+        self.categories = categories or load_categories()
+        """The categories ``create`` accepts (default: ``ivr/categories.toml``).  Both files are
+        read here, so a bad one stops whoever builds the service at start, not a caller."""
         self.spool_dir = Path(settings.spool_dir)
         self.allocator = TrackingAllocator(engine, settings.node_name, block_size)
         self._retries = retries
@@ -167,14 +187,16 @@ class TicketService:
         *,
         due_at: datetime | None = None,
         deadlines: DeadlinesLike | None = None,
+        actor: str = CALLER,
     ) -> CreatedTicket:
         """Store a new ticket, or spool it if the database stays unreachable after quick retries.
 
         Deadlines come from ``deadlines``, else from the service's SLA clock; an explicit
         ``due_at`` (the older way to pass only the resolution deadline) wins over either.
+        ``actor`` is who registered it: the caller on the phone, or the agent at a desk.
         """
         Channel(draft.channel)  # a bad value is a bug: fail before a number is spent
-        Category(draft.category)
+        self.categories.require(draft.category)
         created_at = as_aware(utcnow())
         clocks = self._clocks(draft, created_at, deadlines, due_at)
         due_at = clocks["due_at"]
@@ -184,7 +206,7 @@ class TicketService:
                 if tracking is None:
                     tracking = self.allocator.next_tracking()
                 with session_scope(self.engine) as session:
-                    self._add(session, tracking, asdict(draft), created_at, clocks)
+                    self._add(session, tracking, asdict(draft), created_at, clocks, actor)
                 return CreatedTicket(tracking, spooled=False)
             except IntegrityError:
                 # An earlier try may have committed and lost only the reply; then all is well.
@@ -195,7 +217,7 @@ class TicketService:
                 log.warning("database unreachable creating a ticket (try %d)", attempt + 1)
                 if attempt < self._retries:
                     time.sleep(self._retry_delay * (attempt + 1))
-        path = self._spool(draft, tracking, created_at, clocks)
+        path = self._spool(draft, tracking, created_at, clocks, actor)
         log.error("ticket %s spooled to %s", tracking or "(no number yet)", path)
         return CreatedTicket(tracking, spooled=True)
 
@@ -226,6 +248,7 @@ class TicketService:
         fields: dict[str, Any],
         created_at: datetime,
         clocks: dict[str, datetime | None],
+        actor: str,
         note: str | None = None,
     ) -> None:
         now = as_stored(Ticket.created_at, created_at)
@@ -259,7 +282,7 @@ class TicketService:
                 at=as_stored(TicketEvent.at, now),
                 kind="created",
                 new_value=Status.REGISTERED.value,
-                actor="caller",
+                actor=actor,
                 note=note,
             )
         )
@@ -272,10 +295,12 @@ class TicketService:
         tracking: str | None,
         created_at: datetime,
         clocks: dict[str, datetime | None],
+        actor: str,
     ) -> Path:
         record = {
             "version": 1,
             "tracking": tracking,
+            "actor": actor,
             "created_at": _iso(created_at),
             "due_at": _iso(clocks.get("due_at")),
             "clocks": {name: _iso(value) for name, value in clocks.items()},
@@ -319,7 +344,10 @@ class TicketService:
                     assert created_at is not None
                     clocks = {k: _parse_iso(v) for k, v in record.get("clocks", {}).items()}
                     clocks["due_at"] = _parse_iso(record["due_at"])
-                    self._add(session, tracking, record["draft"], created_at, clocks, SPOOLED_NOTE)
+                    actor = record.get("actor", CALLER)  # files spooled before it was stored
+                    self._add(
+                        session, tracking, record["draft"], created_at, clocks, actor, SPOOLED_NOTE
+                    )
                     stored = 1
         except IntegrityError:  # another process replayed the same file at the same moment
             with Session(self.engine) as session:
@@ -390,6 +418,9 @@ class TicketService:
                     None if t.first_response_due_at is None else as_aware(t.first_response_due_at)
                 ),
                 escalation_level=t.escalation_level,
+                escalated_at=None if t.escalated_at is None else as_aware(t.escalated_at),
+                responded_at=None if t.responded_at is None else as_aware(t.responded_at),
+                national_id=t.national_id,
             )
             for t in tickets
         ]
@@ -399,11 +430,17 @@ class TicketService:
     def set_status(
         self, tracking: str, status: Status | str, actor: str, note: str | None = None
     ) -> TicketView:
-        """Move a ticket to ``status``; the same status with a note records just the note."""
-        new = Status(status).value
+        """Move a ticket to ``status`` if the transition table allows it (``TransitionRefused``
+        otherwise, changing nothing); the same status with a note records just the note."""
+        new = parse_status(status).value
         with session_scope(self.engine) as session:
             ticket = self._for_update(session, tracking)
             if ticket.status != new:
+                check_transition(ticket.tracking, ticket.status, new, note)
+                if new == Status.REFERRED and ticket.agency is None:
+                    raise TransitionRefused(
+                        ticket.tracking, ticket.status, new, "a referral names its agency: refer"
+                    )
                 old = ticket.status
                 self._change(session, ticket, "status", "status", new, actor, note)
                 self._after_status(session, ticket, old, actor)
@@ -412,17 +449,25 @@ class TicketService:
             return self._views(session, [ticket])[0]
 
     def refer(self, tracking: str, agency: str, actor: str, note: str | None = None) -> TicketView:
-        """Route a ticket to an agency; its status becomes ``referred``."""
+        """Route a ticket to an agency of the agencies file (``UnknownAgency`` otherwise); its
+        status becomes ``referred`` through the same transition table as ``set_status``.  A
+        referred ticket may be referred on to another agency."""
+        code = self.agencies.require(agency).code
         with session_scope(self.engine) as session:
             ticket = self._for_update(session, tracking)
-            if ticket.agency != agency:
-                self._change(session, ticket, "agency", "agency", agency, actor, note)
+            if ticket.status != Status.REFERRED:
+                check_transition(ticket.tracking, ticket.status, Status.REFERRED, note)
+            if ticket.agency != code:
+                self._change(session, ticket, "agency", "agency", code, actor, note)
+                note = None  # said once, on the line that names the agency
             if ticket.status != Status.REFERRED:
                 old = ticket.status
                 self._change(
-                    session, ticket, "status", "status", Status.REFERRED.value, actor, None
+                    session, ticket, "status", "status", Status.REFERRED.value, actor, note
                 )
                 self._after_status(session, ticket, old, actor)
+            elif note:
+                self._change(session, ticket, "note", None, None, actor, note)
             return self._views(session, [ticket])[0]
 
     def _after_status(self, session: Session, ticket: Ticket, old: str, actor: str) -> None:
@@ -433,7 +478,7 @@ class TicketService:
         recomputed from the status history; and the watch is told when to look next.
         """
         now = utcnow()
-        if old == Status.REGISTERED and ticket.responded_at is None and actor != "system":
+        if old == Status.REGISTERED and ticket.responded_at is None and actor != SYSTEM:
             ticket.responded_at = as_stored(Ticket.responded_at, now)
         if self.sla is not None and ticket.status in UNFINISHED_STATUSES:
             assert ticket.id is not None

@@ -85,17 +85,17 @@ def test_ticket_service_round_trip(migrated_url: str, tmp_path: Path) -> None:
         created = service.create(draft, due_at=due)
         assert created.tracking is not None and not created.spooled
         service.set_status(created.tracking, "in_review", "agent-1", "called back")
-        service.refer(created.tracking, "mines-office", "agent-1")
+        service.refer(created.tracking, "mining", "agent-1")
         view = service.get(created.tracking)
         assert view is not None
-        assert view.status == "referred" and view.agency == "mines-office"
+        assert view.status == "referred" and view.agency == "mining"
         assert view.due_at == due  # aware UTC in, the same instant out, to the microsecond
         assert view.created_at.tzinfo is not None
         kinds = [(line.kind, line.new_value) for line in view.history]
         assert kinds == [
             ("created", "registered"),
             ("status", "in_review"),
-            ("agency", "mines-office"),
+            ("agency", "mining"),
             ("status", "referred"),
         ]
         assert [v.tracking for v in service.latest()] == [created.tracking]
