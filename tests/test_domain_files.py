@@ -36,11 +36,11 @@ def categories_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     path.write_text(categories.DEFAULT_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setattr(categories, "DEFAULT_FILE", path)
     categories._load.cache_clear()
-    menus.menus_for.cache_clear()
+    menus._menus.cache_clear()
     yield path
     monkeypatch.undo()
     categories._load.cache_clear()
-    menus.menus_for.cache_clear()
+    menus._menus.cache_clear()
 
 
 def test_the_installed_categories_keep_the_menu_contract() -> None:
