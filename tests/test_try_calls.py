@@ -570,6 +570,19 @@ def test_try_is_closed_when_switched_off(start_server: Callable[..., IvrServer])
     assert closed.sql("SELECT count(*) FROM call")[0][0] == 0
 
 
+def test_the_real_bind_address_decides_not_the_setting(
+    start_server: Callable[..., IvrServer],
+) -> None:
+    """IVR_WEB_HOST says every interface, but ``ivr serve --host 127.0.0.1`` binds loopback
+    alone: the page is open, since nobody else can reach it."""
+    local = start_server(web_host="0.0.0.0")
+    with httpx.Client(base_url=local.base_url, timeout=10) as client:
+        page = client.get("/try")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert '<html dir="rtl" lang="fa">' in page.text
+        assert client.get("/static/fonts/Vazirmatn-Regular.woff2").status_code == 200
+
+
 def test_calls_are_rate_limited_per_address(server: IvrServer) -> None:
     crowded, other = next_loopback_address(), next_loopback_address()
     with httpx.Client(

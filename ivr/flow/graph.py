@@ -177,8 +177,6 @@ def to_dot(graph: FlowGraph) -> str:
         attrs = [f"label={_quote(label)}"]
         if edge.is_retry:
             attrs += ["style=dashed", 'color="#888888"', 'fontcolor="#666666"']
-        if edge.kind == "too_many":
-            attrs.append("constraint=false")  # many of these: they must not shape the layout
         lines.append(f"  {_quote(edge.source)} -> {_quote(edge.target)} [{', '.join(attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -160,6 +160,7 @@
         done = true;
         clearInterval(timer);
         countdown(null);
+        showEntered("");
         waiting = null;
         resolve(event);
       };
