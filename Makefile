@@ -42,12 +42,12 @@ lint: install
 
 # Debian packages, installed only when missing: what the prompts need ...
 system-deps:
-	@$(call apt_missing,espeak-ng:espeak-ng sox:sox)
+	@$(call apt_missing,espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg dot:graphviz)
 	@[ "$$(id -u)" != 0 ] || bash .ci/mbrola.sh || true  # the MBROLA Persian voice, if available
 
 # ... and what the tests need besides: sipp, mmdebstrap for the Asterisk root, PostgreSQL.
 test-deps:
-	@$(call apt_missing,sipp:sip-tester mmdebstrap:mmdebstrap pg_ctlcluster:postgresql)
+	@$(call apt_missing,sipp:sip-tester mmdebstrap:mmdebstrap pg_ctlcluster:postgresql chromium:chromium)
 
 install: system-deps $(VENV)/.installed
 

@@ -44,7 +44,8 @@ def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) ->
 
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        uvicorn.run(create_app(settings, services), host=host, port=port, log_level="warning")
+        app = create_app(settings.model_copy(update={"web_host": host}), services)  # the real bind
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         agi.shutdown()
         if ami is not None:

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     web_port: int = 8124
     public_url: str = ""
     """The base URL Twilio sees (behind a proxy); empty means the request's own URL."""
+    try_enabled: bool | None = None
+    """The /try page (call 124 from a browser); unset: on only while the web server listens on
+    loopback alone. Off elsewhere unless set to true (then open to anyone who reaches it)."""
 
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573

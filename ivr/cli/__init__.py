@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ivr.cli import calendar, db, outbox, phone, prompts, serve, speak, supervisors, tickets
+from ivr.cli import calendar, db, flow, outbox, phone, prompts, serve, speak, supervisors, tickets
 
 app = typer.Typer(no_args_is_help=True, help="ivr124: the 124 hotline.")
 app.command()(serve.serve)
@@ -17,3 +17,4 @@ app.add_typer(tickets.app, name="tickets")
 app.add_typer(calendar.app, name="calendar")
 app.add_typer(supervisors.app, name="supervisors")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(flow.app, name="flow")

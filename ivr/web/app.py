@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from ivr.services import build_services
 from ivr.session import Services
 from ivr.settings import Settings, get_settings
-from ivr.web import health, prompts, twilio
+from ivr.web import health, pages, prompts, try_, twilio
 from ivr.web.deps import AppContext
 
 
@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or get_settings()
     app = FastAPI(title="ivr124", docs_url=None, redoc_url=None)
     app.state.context = AppContext(settings, services or build_services(settings))
-    for router in (twilio.router, prompts.router, health.router):
+    app.mount("/static", pages.static_files(), name="static")
+    for router in (twilio.router, prompts.router, health.router, try_.router):
         app.include_router(router)
     return app

@@ -17,7 +17,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from ivr.prompts import (
     PromptError,
@@ -30,10 +29,10 @@ from ivr.prompts import (
     studio_path,
 )
 from ivr.web.deps import Context
+from ivr.web.pages import templates
 
 router = APIRouter(tags=["prompts"])
 STEM = re.compile(r"^[A-Za-z0-9_-]+$")
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 MAX_TYPED = 64
 """Longer than any number, digit string or date the IVR speaks: refused before parsing."""
 
@@ -149,7 +148,7 @@ def prompts_page(
                 ),
                 url="/prompts/say.wav?" + urlencode({"kind": kind, "value": value}),
             )
-    return TEMPLATES.TemplateResponse(
+    return templates.TemplateResponse(
         request,
         "prompts.html",
         {
