@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tomllib
 import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from twilio_phone import TwilioPhone
 
 from ivr.tickets.tracking import tracking_from_sequence
 from ivr.web import try_
+
+REPO = Path(__file__).resolve().parents[1]
 
 if TYPE_CHECKING:
     from conftest import AudioFiles, CallHelpers, IvrServer
@@ -121,13 +124,9 @@ def test_new_request_registers_ticket(
     assert turns[7] == ["summary-intro", "category-industry", "place-qom-alghadir", "summary-menu"]
     assert turns[8][-1] == "registered-menu"
     # The Persian text of each prompt comes with it, for the page to show as it plays.
-    assert phone.turns[1].texts == [
-        "موضوع درخواست خود را انتخاب کنید. صنعت، شامل واحدهای تولیدی و شهرک‌ها و نواحی صنعتی، "
-        "شماره یک. معدن، شماره دو. بازرگانی و تجارت، شماره سه. حمایت از مصرف‌کننده و قیمت‌ها، "
-        "مانند گران‌فروشی، احتکار، نداشتن برچسب قیمت یا ندادن فاکتور، شماره چهار. مجوزها و "
-        "پروانه‌ها، شماره پنج. سایر موارد، شماره شش. برای شنیدن دوباره ستاره، و برای بازگشت "
-        "به منوی اصلی شماره نه را فشار دهید."
-    ]
+    # The page shows the catalogue's own text (read here from the file, not through the app).
+    catalog = tomllib.loads((REPO / "prompts" / "catalog.toml").read_text(encoding="utf-8"))
+    assert phone.turns[1].texts == [catalog["category"]["menu"]["text"]]
 
     tracking = registration.tracking
     assert len(tracking) == 10 and tracking.isdigit()
@@ -366,7 +365,7 @@ def test_short_empty_or_broken_recording_is_asked_again(
     empty = phone.send({"type": "recording"})  # the caller pressed # without a microphone
     assert stems(calls, empty) == again and empty.waiting_for == "record"
     broken = phone.post_audio(b"not audio at all", "audio/webm")  # the third failure
-    assert stems(calls, broken) == ["retry-too_many", "agent-transfer"]
+    assert stems(calls, broken) == ["retry-too_many_unrecorded", "agent-transfer"]
     assert not list(server.recordings.glob(f"*{phone.call_id}*"))  # nothing kept
 
     phone = phones()

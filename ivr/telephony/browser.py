@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.audio import CHANNELS, SAMPLE_RATE
 from ivr.flow import actions as act
 from ivr.flow import menus
 from ivr.flow.events import Digits, Event, Hangup, RecordingFinished, Timeout
-from ivr.prompts import CHANNELS, SAMPLE_RATE, read_wav_info
+from ivr.prompts import read_wav_info
 from ivr.session import CallSession, Services
 from ivr.speech import normalize_digits
 from ivr.tickets.models import Channel
@@ -257,7 +258,7 @@ class BrowserCalls:
                 external_id=call_id,
                 caller=caller,
                 called="124",
-                province=self.province,
+                default_province=self.province,
             )
         except Exception:
             log.exception("could not start browser call %s", call_id)
