@@ -29,7 +29,6 @@ from sqlalchemy import Connection, Engine, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from ivr import PROJECT_ROOT
 from ivr.calendar import SlaPolicy, WorkCalendar
 from ivr.calendar.store import load_calendar
 from ivr.clock import as_aware, fa_digits, jalali, jalali_words, tehran_today, utcnow
@@ -52,7 +51,8 @@ DEFAULT_LEVEL2_DAYS = 3
 DEFAULT_MAIL_FROM = "124@localhost"
 RECHECK = timedelta(minutes=1)
 """The soonest a ticket is looked at again: every ticket read leaves the due set, so a pass ends."""
-CATALOG = PROJECT_ROOT / "prompts" / "catalog.toml"
+CATALOG = "catalog.toml"
+"""The prompt catalogue's file with the category names, in ``IVR_PROMPTS_DIR``."""
 
 WARNING_CLOCKS = {
     # clock name -> (moment column, "done" column)
@@ -402,7 +402,10 @@ def _insert_new(connection: Connection) -> Any:
 def category_names() -> dict[str, str]:
     """Category id → its Persian name, from the prompt catalogue (the caller's own words)."""
     try:
-        data = tomllib.loads(CATALOG.read_text(encoding="utf-8"))
+        from ivr.settings import get_settings
+
+        path = get_settings().prompts_dir / CATALOG
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
         return {}
     return {k: v for k, v in data.get("category", {}).items() if isinstance(v, str)}

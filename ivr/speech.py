@@ -16,12 +16,8 @@ from typing import Any
 
 import jdatetime
 
-from ivr import PROJECT_ROOT
-
-"""Iran's time zone; tzdata knows its past daylight saving (abolished in 2022)."""
-
-FRAGMENTS_FILE = PROJECT_ROOT / "prompts" / "fragments.toml"
-"""The catalogue of fragment ids and their Persian text."""
+FRAGMENTS_FILE = "fragments.toml"
+"""The catalogue file of fragment ids and their Persian text, in ``IVR_PROMPTS_DIR``."""
 
 AND = "word.and"
 PAUSE = "pause"
@@ -214,6 +210,10 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def load_fragment_texts(path: Path | None = None) -> dict[str, str]:
-    """Fragment id → Persian text, read from prompts/fragments.toml (or ``path``)."""
-    with open(path or FRAGMENTS_FILE, "rb") as handle:
+    """Fragment id → Persian text, read from the catalogue's fragments.toml (or ``path``)."""
+    if path is None:
+        from ivr.settings import get_settings
+
+        path = get_settings().prompts_dir / FRAGMENTS_FILE
+    with open(path, "rb") as handle:
         return _flatten(tomllib.load(handle))

@@ -44,6 +44,8 @@ from twilio_phone import Turn, TwilioPhone, free_port, serve_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
+GENERATED_PROMPTS_DIR = PROMPTS_DIR / "generated"
+"""Rendered once per session and shared by every test server (git-ignored)."""
 TEST_TOKEN = "test-twilio-token-6f1c2d"
 STARTUP_TIMEOUT_S = 30.0
 
@@ -72,6 +74,7 @@ def make_env(
     env.update(
         IVR_STORAGE_DIR=str(storage),
         IVR_PROMPTS_DIR=str(PROMPTS_DIR),
+        IVR_GENERATED_PROMPTS_DIR=str(GENERATED_PROMPTS_DIR),
         IVR_DATABASE_URL="",
         IVR_AGI_PORT=str(free_port()),  # every server runs a FastAGI listener of its own
         IVR_SCHEDULER_ENABLED="false",  # the scheduler has tests of its own (tests/multinode)

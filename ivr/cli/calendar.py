@@ -27,9 +27,9 @@ NameOption = Annotated[
 
 
 def _calendar_engine() -> Engine:
-    from ivr.tickets.db import make_engine
+    from ivr.tickets.db import open_database
 
-    return make_engine(get_settings().db_url)
+    return open_database(get_settings().db_url)
 
 
 def _day(text: str) -> date:

@@ -14,13 +14,16 @@ app = typer.Typer(no_args_is_help=True, help="The prompt catalogue's audio.")
 
 @app.command("build")
 def prompts_build() -> None:
-    """Render missing or changed prompts (studio recordings in prompts/fa/ always win)."""
+    """Render missing or changed prompts into IVR_GENERATED_PROMPTS_DIR (studio recordings in
+    IVR_PROMPTS_DIR/fa/ always win)."""
     from ivr.prompts import build
 
-    report = build(get_settings().prompts_dir)
+    settings = get_settings()
+    report = build(settings.prompts_dir, generated_dir=settings.generated_prompts_dir)
     typer.echo(
         f"rendered {len(report.rendered)}, unchanged {len(report.unchanged)}, "
-        f"studio {len(report.studio)}, removed {len(report.removed)}"
+        f"studio {len(report.studio)}, removed {len(report.removed)} "
+        f"(in {settings.generated_prompts_dir})"
     )
 
 
@@ -31,5 +34,14 @@ def prompts_install(
     """Write every prompt as 8 kHz mono 16-bit WAV under DIR/fa/ivr124/."""
     from ivr.prompts import install_asterisk
 
-    count = install_asterisk(get_settings().prompts_dir, asterisk)
+    if not asterisk.is_dir():
+        # Not created for you: a mistyped path would hide the prompts where Asterisk never looks.
+        what = "is not a folder" if asterisk.exists() else "does not exist"
+        typer.echo(f"ivr prompts install: {asterisk} {what} (Asterisk's sounds folder, e.g. "
+                   "/usr/share/asterisk/sounds)", err=True)  # fmt: skip
+        raise typer.Exit(1)
+    settings = get_settings()
+    count = install_asterisk(
+        settings.prompts_dir, asterisk, generated_dir=settings.generated_prompts_dir
+    )
     typer.echo(f"installed {count} prompts under {asterisk / 'fa' / 'ivr124'}")

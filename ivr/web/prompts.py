@@ -18,8 +18,8 @@ def prompt_audio(stem: str, ctx: Context) -> FileResponse:
     """A studio recording if there is one, else the generated file."""
     if not STEM.match(stem):
         raise HTTPException(404)
-    base = ctx.settings.prompts_dir
-    for path in (base / "fa" / f"{stem}.wav", base / "generated" / "fa" / f"{stem}.wav"):
+    base, generated = ctx.settings.prompts_dir, ctx.settings.generated_prompts_dir
+    for path in (base / "fa" / f"{stem}.wav", generated / "fa" / f"{stem}.wav"):
         if path.is_file():
             return FileResponse(path, media_type="audio/wav")
     raise HTTPException(404)

@@ -34,7 +34,6 @@ from typing import Any
 import httpx
 import pytest
 
-from ivr import PROJECT_ROOT
 from ivr.devtools.sipp import read_pcm, sipp_command, write_rtp_pcap
 from ivr.devtools.testpbx import TestPbx, free_port
 from ivr.prompts import audio_path, install_asterisk
@@ -43,6 +42,8 @@ from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient, AmiError, AmiEvent, Originated
 from ivr.tickets.db import upgrade
 from ivr.tickets.service import TicketDraft
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIO = Path(__file__).parent / "sipp" / "new_request.xml"
 CALLER = "09121234567"
@@ -183,12 +184,14 @@ class Controller:
 @pytest.fixture(scope="module")
 def controller(pbx: TestPbx, prompts_built: Path) -> Iterator[Controller]:
     install_asterisk(prompts_built, pbx.sounds_dir)  # `ivr prompts install --asterisk DIR`
+    # (audio in prompts_built/generated: the tests' IVR_GENERATED_PROMPTS_DIR, see conftest)
     storage = pbx.workdir / "ivr-flow"  # inside the work dir: mounted in the root, same path
     storage.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(
         IVR_STORAGE_DIR=str(storage),
         IVR_PROMPTS_DIR=str(prompts_built),
+        IVR_GENERATED_PROMPTS_DIR=str(prompts_built / "generated"),
         IVR_DATABASE_URL="",
         IVR_AGI_HOST="127.0.0.1",
         IVR_AGI_PORT=str(pbx.agi_port),
