@@ -18,8 +18,9 @@ from ivr.tickets.db import open_database
 from ivr.tickets.service import TicketService
 
 
-def build_services(settings: Settings) -> Services:
-    engine = open_database(settings.db_url)
+def build_services(settings: Settings, *, outage_ok: bool = False) -> Services:
+    """``outage_ok``: start even if the database is unreachable (the hotline spools tickets)."""
+    engine = open_database(settings.db_url, outage_ok=outage_ok)
     clock = SlaClock(CachedCalendar(engine), load_policies())
     return Services(
         tickets=TicketService(engine, settings, sla=clock),

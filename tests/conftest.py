@@ -404,9 +404,17 @@ def calls() -> CallHelpers:
 @pytest.fixture
 def ivr_cli(ivr_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``ivr_cli("speak", "number", "12")``: the CLI on ``ivr_env``; ``check=False`` to allow
-    a non-zero exit."""
+    a non-zero exit; more ``IVR_*`` settings by name as in :func:`make_env` (None unsets)."""
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_ivr(ivr_env, *args, check=check)
+    def run(
+        *args: str, check: bool = True, timeout: float = 120, **settings: str | None
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(ivr_env)
+        for name, value in settings.items():
+            if value is None:
+                env.pop(f"IVR_{name.upper()}", None)
+            else:
+                env[f"IVR_{name.upper()}"] = value
+        return run_ivr(env, *args, check=check, timeout=timeout)
 
     return run

@@ -18,9 +18,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -28,6 +27,7 @@ from sqlmodel import Session
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version"
 SQLITE_BUSY_MS = 10_000
 """How long a SQLite writer waits for another: nodes sharing a file take turns, not fail."""
 
@@ -127,8 +127,12 @@ def _scripts() -> ScriptDirectory:
 def schema_state(engine: Engine) -> SchemaState:
     """The schema of the database behind ``engine`` (raises OperationalError if unreachable)."""
     scripts = _scripts()
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
+    with engine.connect() as connection:  # read directly: Alembic's context logs each time
+        if inspect(connection).has_table(VERSION_TABLE):
+            rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+            current = next(iter(rows.all()), None)
+        else:
+            current = None
     known = current is None or current in {rev.revision for rev in scripts.walk_revisions()}
     head = scripts.get_current_head()
     assert head is not None, "no migrations shipped"
@@ -161,20 +165,25 @@ def upgrade(url: str, revision: str = "head") -> UpgradeResult:
     return UpgradeResult(before.current, after)
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, *, outage_ok: bool = False) -> Engine:
     """An engine on a database whose schema this version can use, for commands and servers.
 
     An embedded SQLite database that was never upgraded, or is behind, is upgraded here (one
     machine, nobody else to ask; a file lock keeps two processes starting at once from both
     doing it). PostgreSQL is shared by nodes and upgraded on purpose: behind, it is refused
-    with the one line to run. A revision newer than our migrations is refused on both. An
-    unreachable database is not an error here: the ticket service spools while it is down, and
-    ``/healthz`` says so.
+    with the one line to run. A revision newer than our migrations is refused on both.
+
+    ``outage_ok``: an unreachable database is only logged, for the hotline, whose ticket
+    service spools while the database is down (``/healthz`` says so); otherwise the
+    ``OperationalError`` is raised.
     """
     engine = make_engine(url)
     try:
         state = schema_state(engine)
     except OperationalError as error:
+        if not outage_ok:
+            engine.dispose()
+            raise
         log.warning("the database %s cannot be reached at start: %s", shown_url(url), error.orig)
         return engine
     if state.status == "current":
