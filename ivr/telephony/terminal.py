@@ -96,32 +96,44 @@ def phone_recording(path: Path, folder: Path) -> tuple[Path, str | None]:
     return target, f"{path} ({was}) converted to 8 kHz mono 16-bit for the call"
 
 
-def read_answer(prompt: str, timeout: float | None, stdin: TextIO, stdout: TextIO) -> str | None:
-    """One answer typed at the keyboard: the line without its newline, None when nothing was
-    typed within ``timeout`` seconds; EOFError at Ctrl-D.
+class Keyboard:
+    """Answers typed at the keyboard (or piped in), one line each, with an optional timeout.
 
-    Read straight from the file descriptor so ``select`` sees exactly what is waiting; a
+    Read straight from the file descriptor, so ``select`` sees exactly what is waiting. On a
+    terminal one read is one answer: a line, or the keys Ctrl-D sent without a newline. A
     half-typed answer at the timeout is thrown away, as a phone forgets keys after its timeout.
     """
-    stdout.write(prompt)
-    stdout.flush()
-    fd = stdin.fileno()
-    if timeout is not None and not select.select([fd], [], [], timeout)[0]:
-        if os.isatty(fd):
-            termios.tcflush(fd, termios.TCIFLUSH)
-        stdout.write("\n")
-        return None
-    line = bytearray()
-    while True:
-        chunk = os.read(fd, 1)
-        if not chunk:
-            if not line:
+
+    def __init__(self, stdin: TextIO, stdout: TextIO) -> None:
+        self.fd = stdin.fileno()
+        self.stdout = stdout
+        self.tty = os.isatty(self.fd)
+        self._pending = b""
+
+    def answer(self, prompt: str, timeout: float | None) -> str | None:
+        """The answer without its newline; None when nothing came within ``timeout`` seconds;
+        EOFError at Ctrl-D on an empty line (or the end of piped input)."""
+        self.stdout.write(prompt)
+        self.stdout.flush()
+        while b"\n" not in self._pending:
+            if timeout is not None and not select.select([self.fd], [], [], timeout)[0]:
+                if self.tty:
+                    termios.tcflush(self.fd, termios.TCIFLUSH)
+                self._pending = b""
+                self.stdout.write("\n")
+                return None
+            chunk = os.read(self.fd, 4096)
+            if not chunk and not self._pending:
                 raise EOFError
-            break
-        if chunk == b"\n":
-            break
-        line += chunk
-    return line.decode("utf-8", "replace").strip()
+            if not chunk or (self.tty and not chunk.endswith(b"\n")):
+                self.stdout.write("\n")  # Ctrl-D after keys sends them without a newline
+                chunk += b"\n"
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        text = line.decode("utf-8", "replace").strip()
+        if not self.tty:  # nothing echoed it: show the answer once, as a terminal would
+            self.stdout.write(f"{text}\n")
+        return text
 
 
 @dataclass
@@ -148,8 +160,8 @@ class TerminalPhone:
     """At the keyboard: seconds to wait for an answer before it counts as silence; None: wait."""
     say: Callable[[str], None] = print
     ask: Callable[[str, float | None], str | None] | None = None
-    """At the keyboard: reads one answer (None: the timeout passed); default :func:`read_answer`
-    on stdin."""
+    """At the keyboard: reads one answer (None: the timeout passed); default
+    :meth:`Keyboard.answer` on stdin."""
 
     def run(self) -> CallResult:
         queue = deque(self.keys) if self.keys is not None else None
@@ -227,10 +239,9 @@ class TerminalPhone:
         transcript without being printed again; only what the terminal did not show is said."""
         while True:
             try:
-                if self.ask is not None:
-                    typed = self.ask(PROMPT, self.timeout)
-                else:
-                    typed = read_answer(PROMPT, self.timeout, sys.stdin, sys.stdout)
+                if self.ask is None:
+                    self.ask = Keyboard(sys.stdin, sys.stdout).answer
+                typed = self.ask(PROMPT, self.timeout)
             except EOFError:
                 self.say(HANG_UP)  # Ctrl-D leaves the line empty: say what it meant
                 typed = HANG_UP
