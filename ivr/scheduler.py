@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +36,8 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, MetaData, Table, func, inspect
+from sqlalchemy import select as select_
 from sqlmodel import Session, col, select
 
 from ivr import escalation, notify
@@ -284,6 +286,7 @@ def _lead(
     engine = services.tickets.engine
     scheduler: BackgroundScheduler | None = None
     try:
+        adopt_stored_jobs(engine, JOBS)
         scheduler = make_scheduler(engine)
         _runtime = _Runtime(settings, leader, services)
         scheduler.start(paused=True)  # paused: the stored jobs are read before any of them runs
@@ -324,6 +327,37 @@ def make_scheduler(engine: Engine) -> BackgroundScheduler:
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=TEHRAN,
     )
+
+
+RUN_JOB_REF = f"{__name__}:run_job"
+
+
+def adopt_stored_jobs(engine: Engine, jobs: Sequence[JobSpec]) -> int:
+    """Stored jobs of a spec that refer to another function (as before jobs were specs, when
+    each named its own): pointed at :func:`run_job` with their id, keeping their next run time.
+
+    Without this, APScheduler could not restore them, would drop them with an error, and a run
+    that fell due meanwhile would be lost. Returns how many were adopted.
+    """
+    wanted = {spec.id for spec in jobs}
+    with engine.begin() as connection:
+        if not inspect(connection).has_table(JOBS_TABLE):
+            return 0
+        table = Table(JOBS_TABLE, MetaData(), autoload_with=connection)
+        adopted = 0
+        for job_id, blob in connection.execute(select_(table.c.id, table.c.job_state)).all():
+            state = pickle.loads(blob)  # our own job store: written by APScheduler for us
+            if job_id in wanted and state.get("func") != RUN_JOB_REF:
+                state.update(func=RUN_JOB_REF, args=(job_id,), kwargs={})
+                connection.execute(
+                    table.update()
+                    .where(table.c.id == job_id)
+                    .values(job_state=pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+                )
+                adopted += 1
+    if adopted:
+        log.info("%d stored jobs now run through their specs", adopted)
+    return adopted
 
 
 def _drop_unknown_jobs(scheduler: BackgroundScheduler, jobs: Sequence[JobSpec]) -> None:

@@ -9,12 +9,12 @@ A schema newer than this version's migrations is refused on both.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from conftest import ivr_executable, make_env
 from pg import db_url, pg_url  # noqa: F401  (fixtures)
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
@@ -23,6 +23,8 @@ from twilio_phone import free_port
 
 from ivr.tickets.db import alembic_config, upgrade
 
+IVR = str(Path(sys.executable).with_name("ivr"))
+"""The project's own ``ivr`` (test modules cannot import conftest: each folder has one)."""
 HEAD = ScriptDirectory.from_config(alembic_config("")).get_current_head()
 FIRST_TWO = "0002"
 """An older revision to be behind at (the second migration)."""
@@ -49,14 +51,12 @@ def set_revision(url: str, value: str) -> None:
 
 
 @pytest.fixture
-def on(storage: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+def on(ivr_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``on(url, *args)``: the ``ivr`` command on the database at ``url``."""
 
     def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-        env = make_env(storage, database_url=url)
-        return subprocess.run(
-            [ivr_executable(), *args], env=env, capture_output=True, text=True, timeout=120
-        )
+        env = {**ivr_env, "IVR_DATABASE_URL": url}
+        return subprocess.run([IVR, *args], env=env, capture_output=True, text=True, timeout=120)
 
     return run
 
@@ -105,13 +105,14 @@ def test_an_embedded_sqlite_database_upgrades_itself(storage: Path, on) -> None:
     assert revision(behind) == HEAD
 
 
-def test_two_commands_starting_at_once_on_a_new_sqlite_database(storage: Path) -> None:
+def test_two_commands_starting_at_once_on_a_new_sqlite_database(
+    storage: Path, ivr_env: dict[str, str]
+) -> None:
     """The file lock: the second waits for the first's upgrade instead of racing it."""
-    env = make_env(storage)
     procs = [
         subprocess.Popen(
-            [ivr_executable(), "tickets", "list"],
-            env=env,
+            [IVR, "tickets", "list"],
+            env=ivr_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

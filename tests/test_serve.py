@@ -9,17 +9,21 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from conftest import PROJECT_ROOT, ivr_executable, make_env
 from twilio_phone import free_port
 
 if TYPE_CHECKING:
     from conftest import IvrServer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+IVR = str(Path(sys.executable).with_name("ivr"))
+"""The project's own ``ivr`` (test modules cannot import conftest: each folder has one)."""
 
 
 def wait_for_line(read: Callable[[], str], pattern: str, timeout: float = 10) -> re.Match[str]:
@@ -82,10 +86,10 @@ def test_behind_a_proxy_the_public_url_is_the_one_logged(
     )
 
 
-def test_a_taken_port_is_one_line(server: IvrServer, storage: Path) -> None:
+def test_a_taken_port_is_one_line(server: IvrServer, ivr_env: dict[str, str]) -> None:
     port = server.base_url.rsplit(":", 1)[1]
-    env = make_env(storage)
-    subprocess.run([ivr_executable(), "db", "upgrade"], env=env, check=True, capture_output=True)
+    env = ivr_env
+    subprocess.run([IVR, "db", "upgrade"], env=env, check=True, capture_output=True)
     for args, env_changes, message in (
         (["--port", port], {}, f"the web app cannot listen on 127.0.0.1:{port}: "),
         (
@@ -95,7 +99,7 @@ def test_a_taken_port_is_one_line(server: IvrServer, storage: Path) -> None:
         ),
     ):
         done = subprocess.run(
-            [ivr_executable(), "serve", *args],
+            [IVR, "serve", *args],
             env={**env, **env_changes},
             capture_output=True,
             text=True,
@@ -106,11 +110,12 @@ def test_a_taken_port_is_one_line(server: IvrServer, storage: Path) -> None:
         assert done.stderr.strip() == f"ivr: {message}Address already in use"
 
 
-def test_make_run_banner_names_the_addresses_serve_uses(tmp_path: Path) -> None:
+def test_make_run_banner_names_the_addresses_serve_uses(
+    tmp_path: Path, ivr_env: dict[str, str]
+) -> None:
     """``make run`` with its set-up steps marked done (-o): the banner, then ``ivr serve``."""
     web, agi = free_port(), free_port()
-    env = make_env(tmp_path / "storage", web_port=str(web), agi_port=str(agi))
-    env["IVR"] = ivr_executable()
+    env = {**ivr_env, "IVR_WEB_PORT": str(web), "IVR_AGI_PORT": str(agi)}
     log_path = tmp_path / "make-run.log"
     with log_path.open("wb") as log:
         make = subprocess.Popen(
@@ -124,7 +129,7 @@ def test_make_run_banner_names_the_addresses_serve_uses(tmp_path: Path) -> None:
                 "-o",
                 "db",
                 "run",
-                f"IVR={env['IVR']}",
+                f"IVR={IVR}",
             ],
             cwd=PROJECT_ROOT,
             env=env,

@@ -12,15 +12,17 @@ import pty
 import re
 import select
 import subprocess
+import sys
 import time
 import wave
 from pathlib import Path
 
 import pytest
-from conftest import ivr_executable, make_env, write_wav
 
 from ivr.prompts import load_catalog
 
+IVR = str(Path(sys.executable).with_name("ivr"))
+"""The project's own ``ivr`` (test modules cannot import conftest: each folder has one)."""
 PROMPTS = load_catalog(Path(__file__).resolve().parents[1] / "prompts")
 CTRL_D = b"\x04"
 
@@ -30,9 +32,7 @@ class Terminal:
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(
-            [ivr_executable(), *args], stdin=slave, stdout=slave, stderr=slave, env=env
-        )
+        self.proc = subprocess.Popen([IVR, *args], stdin=slave, stdout=slave, stderr=slave, env=env)
         os.close(slave)
         self.screen = ""
         self.seen = 0
@@ -65,11 +65,11 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal(storage: Path):
+def terminal(ivr_env: dict[str, str]):
     opened: list[Terminal] = []
 
     def start(*args: str) -> Terminal:
-        term = Terminal(make_env(storage), *args)
+        term = Terminal(ivr_env, *args)
         opened.append(term)
         return term
 
@@ -121,11 +121,11 @@ def test_without_a_timeout_the_phone_waits(terminal) -> None:
     assert term.proc.wait(timeout=30) == 0
 
 
-def test_piped_answers_are_shown_once(storage: Path) -> None:
+def test_piped_answers_are_shown_once(ivr_env: dict[str, str]) -> None:
     done = subprocess.run(
-        [ivr_executable(), "call"],
+        [IVR, "call"],
         input="2\n12\n",
-        env=make_env(storage),
+        env=ivr_env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -138,11 +138,13 @@ def test_piped_answers_are_shown_once(storage: Path) -> None:
 # -- the command's own files ------------------------------------------------------------------
 
 
-def test_a_missing_recording_stops_before_the_call(storage: Path, tmp_path: Path) -> None:
+def test_a_missing_recording_stops_before_the_call(
+    storage: Path, tmp_path: Path, ivr_env: dict[str, str]
+) -> None:
     missing = tmp_path / "nowhere.wav"
     done = subprocess.run(
-        [ivr_executable(), "call", "--keys", "1 4 2 1 # 1", "--recording", str(missing)],
-        env=make_env(storage),
+        [IVR, "call", "--keys", "1 4 2 1 # 1", "--recording", str(missing)],
+        env=ivr_env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -152,7 +154,9 @@ def test_a_missing_recording_stops_before_the_call(storage: Path, tmp_path: Path
     assert done.stderr.strip() == f"ivr call: --recording {missing}: no such file"
 
 
-def test_a_recording_in_another_format_is_converted(storage: Path, tmp_path: Path) -> None:
+def test_a_recording_in_another_format_is_converted(
+    storage: Path, tmp_path: Path, ivr_env: dict[str, str]
+) -> None:
     cd_quality = tmp_path / "voice-44k-stereo.wav"
     subprocess.run(
         ["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", str(cd_quality), "synth", "3", "sine",
@@ -160,8 +164,8 @@ def test_a_recording_in_another_format_is_converted(storage: Path, tmp_path: Pat
         check=True,
     )  # fmt: skip
     done = subprocess.run(
-        [ivr_executable(), "call", "--keys", "1 4 2 1 # 1", "--recording", str(cd_quality)],
-        env=make_env(storage),
+        [IVR, "call", "--keys", "1 4 2 1 # 1", "--recording", str(cd_quality)],
+        env=ivr_env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -177,12 +181,14 @@ def test_a_recording_in_another_format_is_converted(storage: Path, tmp_path: Pat
         assert abs(w.getnframes() / 8000 - 3.0) < 0.05
 
 
-def test_a_recording_that_is_not_audio_is_refused(storage: Path, tmp_path: Path) -> None:
+def test_a_recording_that_is_not_audio_is_refused(
+    storage: Path, tmp_path: Path, ivr_env: dict[str, str]
+) -> None:
     fake = tmp_path / "notes.wav"
     fake.write_text("this is not a recording\n")
     done = subprocess.run(
-        [ivr_executable(), "call", "--keys", "1 4 2 1 # 1", "--recording", str(fake)],
-        env=make_env(storage),
+        [IVR, "call", "--keys", "1 4 2 1 # 1", "--recording", str(fake)],
+        env=ivr_env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -193,11 +199,13 @@ def test_a_recording_that_is_not_audio_is_refused(storage: Path, tmp_path: Path)
     assert line.endswith("8 kHz mono 16-bit is used as it is, other WAV formats are converted)")
 
 
-def test_an_8khz_recording_is_used_as_it_is(storage: Path, tmp_path: Path) -> None:
-    ready = write_wav(tmp_path / "ready.wav", 2.5)
+def test_an_8khz_recording_is_used_as_it_is(
+    storage: Path, recording_wav: Path, ivr_env: dict[str, str]
+) -> None:
+    ready = recording_wav
     done = subprocess.run(
-        [ivr_executable(), "call", "--keys", "1 4 2 1 # 1", "--recording", str(ready)],
-        env=make_env(storage),
+        [IVR, "call", "--keys", "1 4 2 1 # 1", "--recording", str(ready)],
+        env=ivr_env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -207,11 +215,13 @@ def test_an_8khz_recording_is_used_as_it_is(storage: Path, tmp_path: Path) -> No
     assert stored.read_bytes() == ready.read_bytes()
 
 
-def test_prompts_install_into_a_missing_folder(storage: Path, tmp_path: Path) -> None:
+def test_prompts_install_into_a_missing_folder(
+    storage: Path, tmp_path: Path, ivr_env: dict[str, str]
+) -> None:
     missing = tmp_path / "asterisk" / "sounds"
     done = subprocess.run(
-        [ivr_executable(), "prompts", "install", "--asterisk", str(missing)],
-        env=make_env(storage),
+        [IVR, "prompts", "install", "--asterisk", str(missing)],
+        env=ivr_env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -224,12 +234,14 @@ def test_prompts_install_into_a_missing_folder(storage: Path, tmp_path: Path) ->
     assert not missing.exists(), "not created behind the operator's back"
 
 
-def test_prompts_install_without_rendered_audio(storage: Path, tmp_path: Path) -> None:
+def test_prompts_install_without_rendered_audio(
+    storage: Path, tmp_path: Path, ivr_env: dict[str, str]
+) -> None:
     sounds = tmp_path / "sounds"
     sounds.mkdir()
-    env = make_env(storage, generated_prompts_dir=str(tmp_path / "never-built"))
+    env = {**ivr_env, "IVR_GENERATED_PROMPTS_DIR": str(tmp_path / "never-built")}
     done = subprocess.run(
-        [ivr_executable(), "prompts", "install", "--asterisk", str(sounds)],
+        [IVR, "prompts", "install", "--asterisk", str(sounds)],
         env=env,
         capture_output=True,
         text=True,
@@ -240,10 +252,10 @@ def test_prompts_install_without_rendered_audio(storage: Path, tmp_path: Path) -
     assert line.startswith("ivr: ") and "have no audio (run `ivr prompts build`)" in line
 
 
-def test_a_bad_option_is_one_line(storage: Path) -> None:
+def test_a_bad_option_is_one_line(ivr_env: dict[str, str]) -> None:
     done = subprocess.run(
-        [ivr_executable(), "call", "--timeout", "-3"],
-        env=make_env(storage),
+        [IVR, "call", "--timeout", "-3"],
+        env=ivr_env,
         capture_output=True,
         text=True,
         timeout=60,

@@ -290,6 +290,44 @@ def test_stored_jobs_name_the_spec_not_the_function(migrated_url: str, tmp_path:
         engine.dispose()
 
 
+def test_jobs_stored_before_specs_keep_their_missed_run(migrated_url: str, tmp_path: Path) -> None:
+    """A job row as the previous version stored it (its own function's name, since gone): the
+    next leader adopts it, so its missed run time survives the upgrade."""
+    settings = settings_for(migrated_url, tmp_path)
+    engine = make_engine(migrated_url)
+    missed = datetime.now(UTC) - timedelta(minutes=3)
+    first = sched.make_scheduler(engine)
+    first.start(paused=True)
+    for job in sched.JOBS:
+        sched._ensure_job(first, job, settings)
+    first.modify_job(sched.WATCH_JOB, next_run_time=missed)
+    first.shutdown()
+    with engine.begin() as c:
+        (blob,) = c.execute(
+            text(f"SELECT job_state FROM {sched.JOBS_TABLE} WHERE id = :id"),
+            {"id": sched.WATCH_JOB},
+        ).one()
+        old = pickle.loads(blob)
+        old.update(func="ivr.scheduler:overdue_watch_job", args=())
+        c.execute(
+            text(f"UPDATE {sched.JOBS_TABLE} SET job_state = :s WHERE id = :id"),
+            {"s": pickle.dumps(old), "id": sched.WATCH_JOB},
+        )
+    try:
+        assert sched.adopt_stored_jobs(engine, sched.JOBS) == 1
+        assert sched.adopt_stored_jobs(engine, sched.JOBS) == 0
+        second = sched.make_scheduler(engine)
+        second.start(paused=True)
+        try:
+            kept = second.get_job(sched.WATCH_JOB)
+            assert kept is not None and kept.next_run_time == missed
+            assert kept.func is sched.run_job and kept.args == (sched.WATCH_JOB,)
+        finally:
+            second.shutdown()
+    finally:
+        engine.dispose()
+
+
 def test_a_job_without_a_spec_is_not_run(
     runtime: sched._Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
