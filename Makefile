@@ -19,14 +19,10 @@ if [ -n "$$missing" ]; then \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 endef
 
+# The banner comes from `ivr` itself, so its addresses are the ones `ivr serve` uses (IVR_*).
 run: install prompts db
 	@echo
-	@echo "ivr124 is starting on http://127.0.0.1:8124 (FastAGI on 127.0.0.1:4573)."
-	@echo "  Twilio: point the number's Voice webhook (POST) at <your public URL>/twilio/voice,"
-	@echo "          its status callback at <your public URL>/twilio/status, and set"
-	@echo "          IVR_TWILIO_AUTH_TOKEN (and IVR_PUBLIC_URL behind a proxy)."
-	@echo "  Asterisk: include dialplans/extensions.conf; calls reach FastAGI on port 4573."
-	@echo "  Terminal phone, in another shell:  $(IVR) call"
+	@$(IVR) settings --banner
 	@echo
 	$(IVR) serve
 
@@ -51,7 +47,7 @@ test-deps:
 
 install: system-deps $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -74,5 +70,7 @@ pbx: prompts pbx-root
 	@echo "Start the controller in another shell: $(IVR) serve"
 	$(BIN)/python -m ivr.devtools.testpbx run
 
+# Rendered prompts (storage/prompts, and prompts/generated where the tests render them); the
+# database and recordings in storage/ are kept.
 clean:
-	rm -rf $(VENV) prompts/generated
+	rm -rf $(VENV) storage/prompts prompts/generated build dist

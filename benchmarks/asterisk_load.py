@@ -41,7 +41,6 @@ from pathlib import Path
 
 import httpx
 
-from ivr import PROJECT_ROOT
 from ivr.devtools.sipp import read_pcm, sipp_command, write_rtp_pcap
 from ivr.devtools.testpbx import (
     DEFAULT_ROOT,
@@ -52,6 +51,8 @@ from ivr.devtools.testpbx import (
 )
 from ivr.prompts import audio_path, install_asterisk
 from ivr.tickets.db import upgrade
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 SCENARIO = PROJECT_ROOT / "tests" / "asterisk" / "sipp" / "new_request.xml"
 CALL_SECONDS = 30
@@ -319,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         print(reason, file=sys.stderr)
         return 2
     prompts = PROJECT_ROOT / "prompts"
-    speech = audio_path(prompts, "describe.instructions")
+    rendered = PROJECT_ROOT / "storage" / "prompts"  # where `make prompts` renders them
+    speech = audio_path(prompts, "describe.instructions", rendered)
     if speech is None:
         print("no prompts: run `make prompts` first", file=sys.stderr)
         return 2
@@ -339,11 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     storage.mkdir(parents=True)
     write_rtp_pcap(work / "speech.pcap", read_pcm(speech, 3.5))
     pbx.ensure_root()
-    install_asterisk(prompts, pbx.sounds_dir)
+    install_asterisk(prompts, pbx.sounds_dir, generated_dir=rendered)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(
         IVR_STORAGE_DIR=str(storage),
         IVR_PROMPTS_DIR=str(prompts),
+        IVR_GENERATED_PROMPTS_DIR=str(rendered),
         IVR_AGI_PORT=str(pbx.agi_port),
         IVR_AGI_TIMINGS=str(work / "agi-timings.tsv"),
     )

@@ -21,9 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from ivr import PROJECT_ROOT, audio, speech
+from ivr import audio, speech
 from ivr.prompts import audio_path, build, load_catalog, read_wav_info
 from ivr.voices import VOICE_NAMES, VOICES, is_installed
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 TRACKING = "1000000202"
 

@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 
 LEADER_KEY = 124_000_001
 """The advisory lock key of the scheduler's leadership (any constant the app uses nowhere else)."""
-JOB_KEYS = {"overdue_watch": 124_000_101, "nightly_report": 124_000_102}
-"""Advisory lock keys held while one job runs: see :meth:`Leader.job_guard`."""
 
 KEEPALIVE = {
     # Client side: notice a dead server or network instead of waiting in a read forever.
@@ -59,8 +57,9 @@ class Leader(Protocol):
         """A cheap check that the lock is still held; False once it is lost for good."""
         ...
 
-    def job_guard(self, job_id: str) -> contextlib.AbstractContextManager[bool]:
-        """Held around one job run; yields False if that job is still running elsewhere."""
+    def job_guard(self, lock_key: int) -> contextlib.AbstractContextManager[bool]:
+        """Held around one job run (the job spec's lock key); yields False if that job is still
+        running elsewhere."""
         ...
 
     def release(self) -> None: ...
@@ -159,7 +158,7 @@ class PostgresLeader:
             return held
 
     @contextlib.contextmanager
-    def job_guard(self, job_id: str) -> Iterator[bool]:
+    def job_guard(self, lock_key: int) -> Iterator[bool]:
         """A second advisory lock per job, on a fresh connection, held for the run.
 
         Leadership alone cannot rule out an overlap: a leader whose lock connection broke may be
@@ -171,11 +170,11 @@ class PostgresLeader:
         try:
             conn = self._connect()
         except psycopg.Error as error:
-            log.warning("scheduler: cannot reach PostgreSQL for job %s: %s", job_id, error)
+            log.warning("scheduler: cannot reach PostgreSQL for job lock %s: %s", lock_key, error)
             yield False
             return
         try:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (JOB_KEYS[job_id],)).fetchone()
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()
             yield bool(got and got[0])
         finally:
             conn.close()  # closing the session releases the lock
@@ -219,7 +218,7 @@ class FileLeader:
         return self._fd is not None
 
     @contextlib.contextmanager
-    def job_guard(self, job_id: str) -> Iterator[bool]:
+    def job_guard(self, lock_key: int) -> Iterator[bool]:
         """One machine, one lock holder: a process cannot lose the lock and keep running."""
         yield self._fd is not None
 

@@ -2,9 +2,11 @@
 
 Every caller-facing sentence has an id in ``prompts/*.toml`` (plus the place names from
 ``ivr.provinces``). Audio for an id comes from a studio recording in ``prompts/fa/<stem>.wav``
-when a person has placed one there, otherwise from ``prompts/generated/fa/<stem>.wav``, rendered
-by a synthetic voice (``ivr.voices``) and finished by ``ivr.audio`` into what Asterisk plays: 8 kHz
-mono 16-bit PCM, trimmed and evenly loud. A manifest (id → text → voice → checksum) lets a build
+when a person has placed one there, otherwise from ``<generated>/fa/<stem>.wav``, rendered by
+a synthetic voice (``ivr.voices``) and finished by ``ivr.audio`` into what Asterisk plays: 8 kHz
+mono 16-bit PCM, trimmed and evenly loud. ``<generated>`` is the settings'
+``generated_prompts_dir`` (the catalogue itself may sit in a read-only installed package), or
+``prompts/generated/`` when none is given. A manifest (id → text → voice → checksum) lets a build
 re-render only what changed, and everything when the voice changes.
 """
 
@@ -29,7 +31,7 @@ from ivr.voices import EspeakVoice, Voice, VoiceError, choose_voice
 
 LANGUAGE = "fa"
 STUDIO_DIR = LANGUAGE  # prompts/fa/: recordings placed by a person, never written by us
-GENERATED_DIR = "generated"  # prompts/generated/: ours, git-ignored, safe to delete
+GENERATED_DIR = "generated"  # <prompts_dir>/generated/ unless told where: ours, safe to delete
 MANIFEST = "manifest.json"
 ASTERISK_SUBDIR = "ivr124"  # Asterisk plays "ivr124/<stem>" with channel language fa
 
@@ -175,18 +177,25 @@ def studio_path(prompts_dir: Path, prompt_id: str) -> Path:
     return Path(prompts_dir) / STUDIO_DIR / f"{file_stem(prompt_id)}.wav"
 
 
-def generated_path(prompts_dir: Path, prompt_id: str) -> Path:
-    return Path(prompts_dir) / GENERATED_DIR / LANGUAGE / f"{file_stem(prompt_id)}.wav"
+def generated_root(prompts_dir: Path, generated_dir: Path | None = None) -> Path:
+    """Where rendered audio and its manifest live: ``generated_dir`` (the settings'
+    ``generated_prompts_dir``, writable), else ``prompts_dir/generated``."""
+    return Path(generated_dir) if generated_dir is not None else Path(prompts_dir) / GENERATED_DIR
 
 
-def audio_path(prompts_dir: Path, prompt_id: str) -> Path | None:
+def generated_path(generated_dir: Path, prompt_id: str) -> Path:
+    return Path(generated_dir) / LANGUAGE / f"{file_stem(prompt_id)}.wav"
+
+
+def audio_path(prompts_dir: Path, prompt_id: str, generated_dir: Path | None = None) -> Path | None:
     """The file to play for an id: a studio recording wins over a generated one; None if neither.
 
     Ids that are not plain dotted names give None, so a web route can pass user input safely.
     """
     if not _ID_RE.match(prompt_id):
         return None
-    for path in (studio_path(prompts_dir, prompt_id), generated_path(prompts_dir, prompt_id)):
+    rendered = generated_path(generated_root(prompts_dir, generated_dir), prompt_id)
+    for path in (studio_path(prompts_dir, prompt_id), rendered):
         if path.is_file():
             return path
     return None
@@ -215,6 +224,7 @@ def build(
     prompts_dir: Path,
     voice: Voice | None = None,
     places: Mapping[str, str] | None = None,
+    generated_dir: Path | None = None,
 ) -> BuildReport:
     """Render missing or changed prompts, drop generated files of ids no longer in the catalogue.
 
@@ -227,8 +237,9 @@ def build(
     prompts_dir = Path(prompts_dir)
     voice = voice or choose_voice().voice
     catalog = load_catalog(prompts_dir, places)
-    out_dir = prompts_dir / GENERATED_DIR / LANGUAGE
-    manifest_path = prompts_dir / GENERATED_DIR / MANIFEST
+    generated = generated_root(prompts_dir, generated_dir)
+    out_dir = generated / LANGUAGE
+    manifest_path = generated / MANIFEST
     old = _read_manifest(manifest_path)
     new: dict[str, dict[str, str]] = {}
     report = BuildReport()
@@ -243,7 +254,7 @@ def build(
         digest = checksum(prompt, voice)
         entry = _manifest_entry(prompt, digest, voice)
         previous = old.get(prompt.id, {})
-        if previous.get("checksum") == digest and generated_path(prompts_dir, prompt.id).is_file():
+        if previous.get("checksum") == digest and generated_path(generated, prompt.id).is_file():
             report.unchanged.append(prompt.id)
             new[prompt.id] = entry  # the displayed text may have changed without the sound
         else:
@@ -261,7 +272,7 @@ def build(
         def render_one(item: tuple[PromptText, str]) -> tuple[PromptText, str, Exception | None]:
             prompt, digest = item
             try:
-                _render(prompt, voice, generated_path(prompts_dir, prompt.id))
+                _render(prompt, voice, generated_path(generated, prompt.id))
             except Exception as exc:  # collected, so one bad prompt does not lose the rest
                 return prompt, digest, exc
             return prompt, digest, None
@@ -274,9 +285,9 @@ def build(
                 else:
                     errors.append(exc)
 
-    wanted = {generated_path(prompts_dir, pid).name for pid in catalog}
+    wanted = {generated_path(generated, pid).name for pid in catalog}
     for prompt_id in sorted(set(old) - set(catalog)):
-        path = generated_path(prompts_dir, prompt_id)
+        path = generated_path(generated, prompt_id)
         if path.name not in wanted:
             path.unlink(missing_ok=True)
         report.removed.append(prompt_id)
@@ -309,16 +320,20 @@ def _manifest_entry(prompt: PromptText, digest: str, voice: Voice) -> dict[str, 
     }
 
 
-def read_manifest(prompts_dir: Path) -> dict[str, dict[str, str]]:
+def read_manifest(
+    prompts_dir: Path, generated_dir: Path | None = None
+) -> dict[str, dict[str, str]]:
     """What the last build made, by id: text, say, voice, checksum, file ({} before any build)."""
-    return _read_manifest(Path(prompts_dir) / GENERATED_DIR / MANIFEST)
+    return _read_manifest(generated_root(prompts_dir, generated_dir) / MANIFEST)
 
 
-def join_fragments(prompts_dir: Path, prompt_ids: Iterable[str]) -> bytes:
+def join_fragments(
+    prompts_dir: Path, prompt_ids: Iterable[str], generated_dir: Path | None = None
+) -> bytes:
     """The audio of ``prompt_ids`` one after another, as one 8 kHz mono 16-bit WAV: what a
     caller hears when the IVR plays them in a row (studio recordings win, as on a call)."""
     ids = list(prompt_ids)
-    paths = [audio_path(prompts_dir, prompt_id) for prompt_id in ids]
+    paths = [audio_path(prompts_dir, prompt_id, generated_dir) for prompt_id in ids]
     missing = [prompt_id for prompt_id, path in zip(ids, paths, strict=True) if path is None]
     if missing:
         raise PromptError(f"no audio for {', '.join(missing)} (run `ivr prompts build`)")
@@ -370,7 +385,10 @@ def _is_asterisk_ready(path: Path) -> bool:
 
 
 def install_asterisk(
-    prompts_dir: Path, target_dir: Path, places: Mapping[str, str] | None = None
+    prompts_dir: Path,
+    target_dir: Path,
+    places: Mapping[str, str] | None = None,
+    generated_dir: Path | None = None,
 ) -> int:
     """Write every prompt to ``target_dir/fa/ivr124/<stem>.wav`` as 8 kHz mono 16-bit PCM.
 
@@ -381,7 +399,7 @@ def install_asterisk(
     """
     prompts_dir = Path(prompts_dir)
     catalog = load_catalog(prompts_dir, places)
-    sources = {pid: audio_path(prompts_dir, pid) for pid in catalog}
+    sources = {pid: audio_path(prompts_dir, pid, generated_dir) for pid in catalog}
     missing = [pid for pid, src in sources.items() if src is None]
     if missing:
         shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")

@@ -6,23 +6,28 @@ when the leader dies. Jobs live in the shared database (table ``apscheduler_jobs
 leader inherits their next run times: a run that fell due while no node led still happens, once
 (``coalesce``), instead of being skipped. Each run re-checks leadership before it acts.
 
-Job functions are referenced by name ("ivr.scheduler:overdue_watch_job") because the job store
-pickles references, not closures; what a run needs comes from the process's :class:`_Runtime`.
+Each job is one :class:`JobSpec` in :data:`JOBS`: its stable id, the function it runs, the
+advisory lock held while it runs and its schedule. A new job is one entry there and works the
+same on SQLite and PostgreSQL. The job store pickles references, not closures, so every stored
+job refers to the one function :func:`run_job` with its spec's id as the argument: renaming a
+job's function cannot strand a stored job, and an id the table no longer has is dropped (and
+said) when a leader starts. :class:`SchedulerStatus` tells ``/healthz`` whether this node leads,
+follows, or has a scheduler thread that died.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
+import pickle
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -31,11 +36,13 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, MetaData, Table, func, inspect
+from sqlalchemy import select as select_
 from sqlmodel import Session, col, select
 
+from ivr import escalation, notify
 from ivr.clock import TEHRAN, as_stored, utcnow
-from ivr.leader import Leader, make_leader
+from ivr.leader import LEADER_KEY, Leader, make_leader
 from ivr.session import Services
 from ivr.settings import Settings
 from ivr.tickets.models import UNFINISHED_STATUSES, Ticket
@@ -49,40 +56,191 @@ REPORT_GRACE_S = 6 * 3600
 """A nightly report missed because no node led at 21:00 is still written up to six hours late."""
 
 
+@dataclass
+class _Runtime:
+    """What the jobs of this process use; set while this process leads."""
+
+    settings: Settings
+    leader: Leader
+    services: Services
+
+
 @dataclass(frozen=True)
 class JobSpec:
+    """One job: everything the scheduler needs to know about it, in one place."""
+
     id: str
-    func: str
-    """A textual reference: the job store pickles it, and it survives a redeploy."""
-    trigger: BaseTrigger
+    """Stable: stored in the job store with each job, so it must never be renamed."""
+    run: Callable[[_Runtime], None]
+    """What a run does, given this leader's runtime."""
+    lock_key: int
+    """The PostgreSQL advisory lock held while a run lasts (:meth:`Leader.job_guard`)."""
+    schedule: Callable[[Settings], BaseTrigger]
     misfire_grace_time: int | None
-    """None: however late, run once (coalesced) rather than skip."""
+    """Seconds a late run may still start; None: however late, run once (coalesced)."""
 
 
-def job_specs(settings: Settings) -> list[JobSpec]:
+# -- the jobs ---------------------------------------------------------------------------------
+
+
+def _step(name: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One step of a job; a failure is logged and returns None, so the next step still runs."""
+    try:
+        return action(*args, **kwargs)
+    except Exception:
+        log.exception("%s failed", name)
+        return None
+
+
+def overdue_watch(runtime: _Runtime) -> None:
+    """Escalate overdue tickets, send due notifications, store tickets waiting in the spool.
+
+    The three steps are independent: one failing does not stop the others.
+    """
+    engine, settings = runtime.services.tickets.engine, runtime.settings
+    _step("the escalation watch", escalation.watch, engine, now=utcnow(), settings=settings)
+    sent = _step("sending notifications", notify.send_due, engine, now=utcnow(), settings=settings)
+    if sent:
+        log.info("%s notifications sent", sent)
+    stored = _step("replaying the spool", runtime.services.tickets.replay_spool)
+    if stored:
+        log.info("%d spooled tickets stored", stored)
+
+
+def nightly_report(runtime: _Runtime) -> None:
+    """Placeholder until the reports issue: one line of the day's figures in storage/reports/."""
+    path = write_placeholder_report(
+        runtime.services.tickets.engine, runtime.settings.reports_dir, utcnow()
+    )
+    log.info("nightly report written to %s", path)
+
+
+def _report_time(settings: Settings) -> CronTrigger:
     hour, minute = (int(part) for part in settings.scheduler_report_time.split(":"))
-    return [
-        JobSpec(
-            WATCH_JOB,
-            f"{__name__}:overdue_watch_job",
-            IntervalTrigger(seconds=settings.scheduler_watch_seconds, timezone=TEHRAN),
-            None,
-        ),
-        JobSpec(
-            REPORT_JOB,
-            f"{__name__}:nightly_report_job",
-            CronTrigger(hour=hour, minute=minute, timezone=TEHRAN),
-            REPORT_GRACE_S,
-        ),
-    ]
+    return CronTrigger(hour=hour, minute=minute, timezone=TEHRAN)
+
+
+JOBS: tuple[JobSpec, ...] = (
+    JobSpec(
+        WATCH_JOB,
+        overdue_watch,
+        lock_key=124_000_101,
+        schedule=lambda s: IntervalTrigger(seconds=s.scheduler_watch_seconds, timezone=TEHRAN),
+        misfire_grace_time=None,
+    ),
+    JobSpec(
+        REPORT_JOB,
+        nightly_report,
+        lock_key=124_000_102,
+        schedule=_report_time,
+        misfire_grace_time=REPORT_GRACE_S,
+    ),
+)
+
+
+def check_jobs(jobs: Sequence[JobSpec], settings: Settings) -> None:
+    """Refuse a job table that cannot work: a duplicate id or lock key, a lock key that is the
+    leader's, a schedule the settings cannot build. Called before a node tries to lead."""
+    ids = [spec.id for spec in jobs]
+    keys = [spec.lock_key for spec in jobs]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"job ids must be unique: {ids}")
+    if len(set(keys)) != len(keys) or LEADER_KEY in keys:
+        raise ValueError(f"job lock keys must be unique and not the leader's: {keys}")
+    for spec in jobs:
+        spec.schedule(settings)
+
+
+def run_job(job_id: str) -> None:
+    """What every stored job calls: the spec's run, if this node may run it now."""
+    spec = next((spec for spec in JOBS if spec.id == job_id), None)
+    if spec is None:
+        log.error("job %s has no spec in ivr.scheduler.JOBS; not run", job_id)
+        return
+    with _acting(spec) as runtime:
+        if runtime is not None:
+            spec.run(runtime)
+
+
+_runtime: _Runtime | None = None
+
+
+@contextlib.contextmanager
+def _acting(spec: JobSpec) -> Iterator[_Runtime | None]:
+    """Yields the runtime if this node may run the job now, else None (and says why)."""
+    runtime = _runtime
+    if runtime is None:
+        log.warning("job %s fired with no scheduler running here", spec.id)
+        yield None
+        return
+    node = runtime.settings.node_name
+    if not runtime.leader.still_leader():
+        log.warning("job %s skipped: node %s is no longer the leader", spec.id, node)
+        yield None
+        return
+    with runtime.leader.job_guard(spec.lock_key) as free:
+        if not free:
+            log.warning("job %s skipped: running elsewhere, or its lock is out of reach", spec.id)
+            yield None
+            return
+        started = time.monotonic()
+        log.debug("job %s start node=%s pid=%d", spec.id, node, os.getpid())
+        try:
+            yield runtime
+        finally:
+            elapsed = (time.monotonic() - started) * 1000
+            log.debug("job %s end node=%s ms=%.0f", spec.id, node, elapsed)
+
+
+# -- what /healthz is told ----------------------------------------------------------------------
+
+SchedulerState = Literal["disabled", "starting", "leader", "follower", "stopped", "dead"]
+
+
+class SchedulerStatus:
+    """This node's scheduler as ``/healthz`` sees it: written by its loop, read by the web app.
+
+    The loop beats at least every ``max(retry, check)`` seconds (plus a lock query's time); a
+    loop that has not beaten for three of those, or whose thread ended without being told to,
+    is ``dead``.
+    """
+
+    def __init__(self, settings: Settings, enabled: bool = True) -> None:
+        self._state: SchedulerState = "starting" if enabled else "disabled"
+        self._beat = time.monotonic()
+        self.thread: threading.Thread | None = None
+        self.limit_s = 3 * max(settings.scheduler_retry_seconds, settings.scheduler_check_seconds)
+        self.limit_s += 10
+
+    def set(self, state: SchedulerState) -> None:
+        self._state = state
+        self.beat()
+
+    def beat(self) -> None:
+        self._beat = time.monotonic()
+
+    @property
+    def state(self) -> SchedulerState:
+        if self._state in ("starting", "leader", "follower"):
+            thread_gone = self.thread is not None and not self.thread.is_alive()
+            if thread_gone or self.silent_s > self.limit_s:
+                return "dead"
+        return self._state
+
+    @property
+    def silent_s(self) -> float:
+        return time.monotonic() - self._beat
 
 
 # -- the loop: lead or follow ---------------------------------------------------------------------
 
 
-def run_scheduler(settings: Settings, stop: threading.Event) -> None:
+def run_scheduler(
+    settings: Settings, stop: threading.Event, status: SchedulerStatus | None = None
+) -> None:
     """Lead when the lock is free, follow otherwise, until ``stop`` is set (blocks)."""
-    job_specs(settings)  # a bad setting fails here, once and loudly, not at every takeover
+    check_jobs(JOBS, settings)  # a bad job table fails here, once and loudly
+    status = status or SchedulerStatus(settings)
     leader = make_leader(settings.db_url, settings.node_name, settings.storage_dir)
     node = settings.node_name
     following = False
@@ -90,25 +248,36 @@ def run_scheduler(settings: Settings, stop: threading.Event) -> None:
         while not stop.is_set():
             if leader.try_acquire():
                 following = False
+                status.set("leader")
                 log.info("node %s is the leader", node)
                 try:
-                    _lead(settings, leader, stop)
+                    _lead(settings, leader, stop, status)
                 except Exception:  # e.g. the job store's table cannot be read: let another try
                     log.exception("node %s could not run its jobs", node)
                 finally:
                     leader.release()
                 if not stop.is_set():
                     log.warning("node %s is no longer the leader", node)
-            elif not following:
-                following = True
-                log.info("node %s follows; another node leads", node)
+                status.set("starting")  # until the next try says which
+            else:
+                if not following:
+                    following = True
+                    log.info("node %s follows; another node leads", node)
+                status.set("follower")
             stop.wait(settings.scheduler_retry_seconds)
+    except BaseException:
+        status.set("dead")
+        raise
     finally:
         leader.release()
+        if status.state != "dead":
+            status.set("stopped")
         log.info("node %s stopped", node)
 
 
-def _lead(settings: Settings, leader: Leader, stop: threading.Event) -> None:
+def _lead(
+    settings: Settings, leader: Leader, stop: threading.Event, status: SchedulerStatus
+) -> None:
     """Run APScheduler until ``stop`` or until the leader lock is gone."""
     global _runtime
     from ivr.services import build_services
@@ -117,16 +286,19 @@ def _lead(settings: Settings, leader: Leader, stop: threading.Event) -> None:
     engine = services.tickets.engine
     scheduler: BackgroundScheduler | None = None
     try:
+        adopt_stored_jobs(engine, JOBS)
         scheduler = make_scheduler(engine)
         _runtime = _Runtime(settings, leader, services)
         scheduler.start(paused=True)  # paused: the stored jobs are read before any of them runs
-        for spec in job_specs(settings):
-            _ensure_job(scheduler, spec)
+        _drop_unknown_jobs(scheduler, JOBS)
+        for spec in JOBS:
+            _ensure_job(scheduler, spec, settings)
         scheduler.resume()
         while not stop.wait(settings.scheduler_check_seconds):
             if not leader.still_leader():
                 log.error("node %s lost the leader lock", settings.node_name)
                 break
+            status.beat()
     finally:
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=True)
@@ -157,19 +329,61 @@ def make_scheduler(engine: Engine) -> BackgroundScheduler:
     )
 
 
-def _ensure_job(scheduler: BackgroundScheduler, spec: JobSpec) -> None:
+RUN_JOB_REF = f"{__name__}:run_job"
+
+
+def adopt_stored_jobs(engine: Engine, jobs: Sequence[JobSpec]) -> int:
+    """Stored jobs of a spec that refer to another function (as before jobs were specs, when
+    each named its own): pointed at :func:`run_job` with their id, keeping their next run time.
+
+    Without this, APScheduler could not restore them, would drop them with an error, and a run
+    that fell due meanwhile would be lost. Returns how many were adopted.
+    """
+    wanted = {spec.id for spec in jobs}
+    with engine.begin() as connection:
+        if not inspect(connection).has_table(JOBS_TABLE):
+            return 0
+        table = Table(JOBS_TABLE, MetaData(), autoload_with=connection)
+        adopted = 0
+        for job_id, blob in connection.execute(select_(table.c.id, table.c.job_state)).all():
+            state = pickle.loads(blob)  # our own job store: written by APScheduler for us
+            if job_id in wanted and state.get("func") != RUN_JOB_REF:
+                state.update(func=RUN_JOB_REF, args=(job_id,), kwargs={})
+                connection.execute(
+                    table.update()
+                    .where(table.c.id == job_id)
+                    .values(job_state=pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+                )
+                adopted += 1
+    if adopted:
+        log.info("%d stored jobs now run through their specs", adopted)
+    return adopted
+
+
+def _drop_unknown_jobs(scheduler: BackgroundScheduler, jobs: Sequence[JobSpec]) -> None:
+    """Stored jobs whose id no spec has any more (a job was removed): gone, and said so."""
+    wanted = {spec.id for spec in jobs}
+    for job in scheduler.get_jobs():
+        if job.id not in wanted:
+            log.warning("stored job %s has no spec any more; removed", job.id)
+            scheduler.remove_job(job.id)
+
+
+def _ensure_job(scheduler: BackgroundScheduler, spec: JobSpec, settings: Settings) -> None:
     """Store the job, keeping a stored next run time when the schedule has not changed."""
+    trigger = spec.schedule(settings)
     existing = scheduler.get_job(spec.id)
     keep: dict[str, Any] = {}
     if (
         existing is not None
         and existing.next_run_time is not None
-        and _same_schedule(existing.trigger, spec.trigger)
+        and _same_schedule(existing.trigger, trigger)
     ):
         keep["next_run_time"] = existing.next_run_time
     scheduler.add_job(
-        spec.func,
-        spec.trigger,
+        run_job,
+        trigger,
+        args=[spec.id],
         id=spec.id,
         name=spec.id,
         replace_existing=True,
@@ -184,103 +398,6 @@ def _same_schedule(a: BaseTrigger, b: BaseTrigger) -> bool:
         and str(a) == str(b)
         and str(getattr(a, "timezone", "")) == str(getattr(b, "timezone", ""))
     )
-
-
-# -- the jobs ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Runtime:
-    """What the jobs of this process use; set while this process leads."""
-
-    settings: Settings
-    leader: Leader
-    services: Services
-
-
-_runtime: _Runtime | None = None
-
-
-@contextlib.contextmanager
-def _acting(job_id: str) -> Iterator[_Runtime | None]:
-    """Yields the runtime if this node may run ``job_id`` now, else None (and says why)."""
-    runtime = _runtime
-    if runtime is None:
-        log.warning("job %s fired with no scheduler running here", job_id)
-        yield None
-        return
-    node = runtime.settings.node_name
-    if not runtime.leader.still_leader():
-        log.warning("job %s skipped: node %s is no longer the leader", job_id, node)
-        yield None
-        return
-    with runtime.leader.job_guard(job_id) as free:
-        if not free:
-            log.warning("job %s skipped: running elsewhere, or its lock is out of reach", job_id)
-            yield None
-            return
-        started = time.monotonic()
-        log.info("job %s start node=%s pid=%d", job_id, node, os.getpid())
-        try:
-            yield runtime
-        finally:
-            elapsed = (time.monotonic() - started) * 1000
-            log.info("job %s end node=%s ms=%.0f", job_id, node, elapsed)
-
-
-def overdue_watch_job() -> None:
-    """Escalate overdue tickets, send due notifications, store tickets waiting in the spool.
-
-    The three steps are independent: one failing (or not written yet) does not stop the others.
-    """
-    with _acting(WATCH_JOB) as runtime:
-        if runtime is None:
-            return
-        engine, settings = runtime.services.tickets.engine, runtime.settings
-        call_step("ivr.escalation", "watch", engine, now=utcnow(), settings=settings)
-        sent = call_step("ivr.notify", "send_due", engine, now=utcnow(), settings=settings)
-        if sent:
-            log.info("%s notifications sent", sent)
-        try:
-            stored = runtime.services.tickets.replay_spool()
-        except Exception:
-            log.exception("replaying the spool failed")
-        else:
-            if stored:
-                log.info("%d spooled tickets stored", stored)
-
-
-def nightly_report_job() -> None:
-    """Placeholder until the reports issue: one line of the day's figures in storage/reports/."""
-    with _acting(REPORT_JOB) as runtime:
-        if runtime is None:
-            return
-        path = write_placeholder_report(
-            runtime.services.tickets.engine, runtime.settings.storage_dir / "reports", utcnow()
-        )
-        log.info("nightly report written to %s", path)
-
-
-_missing_warned: set[str] = set()
-
-
-def call_step(module_name: str, name: str, *args: Any, **kwargs: Any) -> Any:
-    """``module.name(*args, **kwargs)``, imported when first needed; logs and returns None if
-    the module is missing or the call fails, so the job's other steps still run."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            log.exception("%s cannot be imported", module_name)
-        elif module_name not in _missing_warned:
-            _missing_warned.add(module_name)
-            log.warning("%s is not there yet; its step is skipped", module_name)
-        return None
-    try:
-        return getattr(module, name)(*args, **kwargs)
-    except Exception:
-        log.exception("%s.%s failed", module_name, name)
-        return None
 
 
 # -- queries shared with the nightly placeholder and the benchmark --------------------------------

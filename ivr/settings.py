@@ -1,28 +1,56 @@
-"""Every setting in one place, read from ``IVR_*`` environment variables.
+"""Every setting in one place, read from ``IVR_*`` environment variables and checked at start.
 
-Defaults are safe for a laptop: SQLite in ``storage/``, web on 127.0.0.1:8124, FastAGI on
-127.0.0.1:4573, Twilio routes closed until a token (or the explicit development switch) is set.
+Defaults are safe for a laptop: storage (SQLite, recordings, rendered prompts) in ``./storage``
+of the folder the command runs in, the prompt catalogue shipped with the package, web on
+127.0.0.1:8124, FastAGI on 127.0.0.1:4573, Twilio routes closed until a token (or the explicit
+development switch) is set. A value that cannot work (a port of -1, a report time of 25:99, a
+province without a file, a URL of the wrong kind) is refused here, when the command starts,
+rather than found later by a thread nobody watches: the CLI turns the error into one line.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ivr import PROJECT_ROOT
+from ivr import CATALOG_DIR
 
 _PROCESS_SECRET = secrets.token_hex(16)
+ENV_PREFIX = "IVR_"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PROVINCE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_REPORT_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+SECRET_FIELDS = frozenset({"twilio_auth_token", "ami_secret", "secret_key"})
+"""Never echoed: not in error messages, not by ``ivr settings``."""
+OTHER_VARIABLES = frozenset({"IVR_AGI_TIMINGS", "IVR_ASTERISK_ROOT"})
+"""``IVR_*`` variables read outside this object (the AGI timing log, the test PBX's root)."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IVR_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    storage_dir: Path = PROJECT_ROOT / "storage"
-    prompts_dir: Path = PROJECT_ROOT / "prompts"
+    storage_dir: Path = Path("storage")
+    """Database, recordings, spool, reports, rendered prompts; relative to the current folder."""
+    prompts_dir: Path = CATALOG_DIR
+    """The prompt catalogue (``*.toml``) and studio recordings (``fa/``); read, never written."""
+    generated_prompts_dir: Path = Field(
+        default_factory=lambda data: data.get("storage_dir", Path("storage")) / "prompts"
+    )
+    """Where ``ivr prompts build`` writes rendered audio and its manifest: a writable place,
+    since the package's own folder may not be."""
     database_url: str = ""
     """SQLAlchemy URL; empty means SQLite at ``storage_dir/ivr.db``."""
 
@@ -34,7 +62,7 @@ class Settings(BaseSettings):
     province's 124) are read from; default the package's own folder."""
 
     web_host: str = "127.0.0.1"
-    web_port: int = 8124
+    web_port: Port = 8124
     public_url: str = ""
     """The base URL Twilio sees (behind a proxy); empty means the request's own URL."""
     try_enabled: bool | None = None
@@ -42,10 +70,10 @@ class Settings(BaseSettings):
     loopback alone. Off elsewhere unless set to true (then open to anyone who reaches it)."""
 
     agi_host: str = "127.0.0.1"
-    agi_port: int = 4573
+    agi_port: Port = 4573
 
     ami_host: str = "127.0.0.1"
-    ami_port: int = 5038
+    ami_port: Port = 5038
     ami_username: str = ""
     """Asterisk's manager login (manager.conf); empty: no AMI, so no queue data in the call
     records (waits, abandons, which agent answered)."""
@@ -64,25 +92,130 @@ class Settings(BaseSettings):
     without its author's permission) where installed, else ``espeak-fa``."""
 
     agent_queue: str = "124-agents"
+    """The Asterisk queue (queues.conf) callers are handed to; Twilio uses the same name."""
     node_name: str = "node1"
+    """This node's name in tracking-number blocks, the scheduler's logs and /healthz."""
 
     scheduler_enabled: bool = True
     """Whether ``ivr serve`` runs the scheduler too (``--no-scheduler`` turns it off once)."""
-    scheduler_watch_seconds: float = 60
+    scheduler_watch_seconds: Seconds = 60
     """How often the overdue watch runs; tests make it a second."""
     scheduler_report_time: str = "21:00"
     """When the nightly report is made, Asia/Tehran time (HH:MM)."""
-    scheduler_retry_seconds: float = 10
+    scheduler_retry_seconds: Seconds = 10
     """How often a follower tries the leader lock: a dead leader is replaced within this."""
-    scheduler_check_seconds: float = 5
+    scheduler_check_seconds: Seconds = 5
     """How often the leader checks that it still holds the lock."""
 
     smtp_url: str = ""
     """Where escalation mail goes: ``smtp://[user:pass@]host:port`` or ``smtps://…``; empty: the
     mails stay queued in the outbox until one is set."""
     mail_from: str = "124@localhost"
-    escalation_level2_days: int = 3
+    escalation_level2_days: int = Field(default=3, ge=1, le=365)
     """Working days a ticket stays open at level 1 (province) before level 2 (the ministry)."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """How much ``ivr serve`` and ``ivr scheduler`` log; ``debug`` adds each job run."""
+
+    # -- checks -------------------------------------------------------------------------------
+
+    @field_validator("storage_dir", "prompts_dir", "generated_prompts_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Resolved once at start, so a later change of folder cannot move the database."""
+        path = value.expanduser().absolute()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} is a file, not a folder")
+        return path
+
+    @field_validator("prompts_dir")
+    @classmethod
+    def _has_catalog(cls, value: Path) -> Path:
+        if not (value / "catalog.toml").is_file():
+            raise ValueError(f"no prompt catalogue (catalog.toml) in {value}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("province")
+    @classmethod
+    def _province(cls, value: str) -> str:
+        if not _PROVINCE.match(value):
+            raise ValueError("a province code is needed (lower-case letters, e.g. qom)")
+        return value
+
+    @field_validator("web_host", "agi_host", "ami_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value) or "/" in value:
+            raise ValueError("a host name or IP address is needed")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("an http:// or https:// URL is needed")
+        return value
+
+    @field_validator("agent_queue", "node_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("1 to 64 letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("scheduler_report_time")
+    @classmethod
+    def _report_time(cls, value: str) -> str:
+        if not _REPORT_TIME.match(value):
+            raise ValueError("a time of day is needed, HH:MM from 00:00 to 23:59")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            try:
+                parts.port  # noqa: B018  (raises ValueError for a port out of range)
+            except ValueError:
+                raise ValueError("its port is not a number from 1 to 65535") from None
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError("smtp://[user:pass@]host[:port] or smtps://… is needed")
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        _name, address = parseaddr(value)
+        if "@" not in address or address.startswith("@") or address.endswith("@"):
+            raise ValueError("an e-mail address is needed, e.g. 124@example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _provinces(self) -> Settings:
+        """The folder holds usable province files, no number twice, and IVR_PROVINCE is one."""
+        from ivr.provinces import ProvinceError, check_provinces
+
+        try:
+            check_provinces(self.province, self.provinces_dir)
+        except ProvinceError as error:
+            raise ValueError(str(error).strip("'\"")) from None
+        return self
+
+    @model_validator(mode="after")
+    def _ami_login(self) -> Settings:
+        if self.ami_username and not self.ami_secret:
+            raise ValueError("IVR_AMI_USERNAME is set but IVR_AMI_SECRET is not")
+        return self
+
+    # -- derived ------------------------------------------------------------------------------
 
     @property
     def secret(self) -> str:
@@ -102,7 +235,71 @@ class Settings(BaseSettings):
         """Confirmed tickets wait here as JSON while the database is unreachable."""
         return self.storage_dir / "spool"
 
+    @property
+    def reports_dir(self) -> Path:
+        return self.storage_dir / "reports"
+
+
+def check_database_url(value: str) -> str:
+    """SQLite or PostgreSQL through psycopg (``postgresql://`` is taken to mean that)."""
+    if not value:
+        return value
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("not a database URL (sqlite:///path or postgresql://…)") from None
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend == "postgresql":
+        if driver not in ("psycopg", "psycopg2"):  # psycopg2 is SQLAlchemy's default name
+            raise ValueError(f"PostgreSQL is reached through psycopg, not {driver}")
+        if not url.database:
+            raise ValueError("the URL names no database")
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        if driver != "pysqlite":
+            raise ValueError(f"SQLite is reached through Python's sqlite3, not {driver}")
+        return value
+    raise ValueError(f"only SQLite and PostgreSQL are supported, not {backend}")
+
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """``IVR_*`` names in the environment that no setting reads: usually a typing mistake."""
+    environ = dict(os.environ) if environ is None else environ
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    return sorted(
+        name
+        for name in environ
+        if name.startswith(ENV_PREFIX) and name not in known and not name.startswith("IVR_TEST_")
+    )
+
+
+def describe_error(error: ValidationError) -> str:
+    """A validation error as one line naming each variable, its value (unless secret) and why."""
+    parts = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not field:  # a check across settings: its message names them
+            parts.append(message)
+            continue
+        name = f"{ENV_PREFIX}{field.upper()}"
+        shown = _shown(field, item.get("input"))
+        parts.append(f"{name}{shown}: {message}")
+    return "bad setting " + "; ".join(parts)
+
+
+def _shown(field: str, value: Any) -> str:
+    if value is None or field in SECRET_FIELDS or isinstance(value, dict):
+        return ""
+    text = str(value)
+    if "@" in text and "://" in text:  # a URL with a login: its password stays out of logs
+        return ""
+    return f"={text!r}"

@@ -18,10 +18,8 @@ from typing import Any
 
 import jdatetime
 
-from ivr import PROJECT_ROOT
-
-FRAGMENTS_FILE = PROJECT_ROOT / "prompts" / "fragments.toml"
-"""The catalogue of fragment ids and their Persian text."""
+FRAGMENTS_FILE = "fragments.toml"
+"""The catalogue file of fragment ids and their Persian text, in ``IVR_PROMPTS_DIR``."""
 
 AND_SUFFIX = "-o"
 """A fragment id plus this is the same word with the «و» that follows it: num.20 → num.20-o."""
@@ -239,6 +237,10 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def load_fragment_texts(path: Path | None = None) -> dict[str, str]:
-    """Fragment id → Persian text, read from prompts/fragments.toml (or ``path``)."""
-    with open(path or FRAGMENTS_FILE, "rb") as handle:
+    """Fragment id → Persian text, read from the catalogue's fragments.toml (or ``path``)."""
+    if path is None:
+        from ivr.settings import get_settings
+
+        path = get_settings().prompts_dir / FRAGMENTS_FILE
+    with open(path, "rb") as handle:
         return _flatten(tomllib.load(handle))

@@ -47,6 +47,8 @@ from twilio_phone import Turn, TwilioPhone, free_port, serve_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
+GENERATED_PROMPTS_DIR = PROMPTS_DIR / "generated"
+"""Rendered once per session and shared by every test server (git-ignored)."""
 TEST_TOKEN = "test-twilio-token-6f1c2d"
 STARTUP_TIMEOUT_S = 30.0
 
@@ -75,6 +77,7 @@ def make_env(
     env.update(
         IVR_STORAGE_DIR=str(storage),
         IVR_PROMPTS_DIR=str(PROMPTS_DIR),
+        IVR_GENERATED_PROMPTS_DIR=str(GENERATED_PROMPTS_DIR),
         IVR_DATABASE_URL="",
         IVR_AGI_PORT=str(free_port()),  # every server runs a FastAGI listener of its own
         IVR_SCHEDULER_ENABLED="false",  # the scheduler has tests of its own (tests/multinode)
@@ -265,7 +268,11 @@ class SecondProvince:
     @property
     def settings(self) -> dict[str, str]:
         """For :func:`make_env` / ``start_server``."""
-        return {"provinces_dir": str(self.provinces_dir), "prompts_dir": str(self.prompts_dir)}
+        return {
+            "provinces_dir": str(self.provinces_dir),
+            "prompts_dir": str(self.prompts_dir),
+            "generated_prompts_dir": str(self.prompts_dir / "generated"),
+        }
 
 
 @pytest.fixture(scope="session")
@@ -459,9 +466,17 @@ def calls() -> CallHelpers:
 @pytest.fixture
 def ivr_cli(ivr_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``ivr_cli("speak", "number", "12")``: the CLI on ``ivr_env``; ``check=False`` to allow
-    a non-zero exit."""
+    a non-zero exit; more ``IVR_*`` settings by name as in :func:`make_env` (None unsets)."""
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_ivr(ivr_env, *args, check=check)
+    def run(
+        *args: str, check: bool = True, timeout: float = 120, **settings: str | None
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(ivr_env)
+        for name, value in settings.items():
+            if value is None:
+                env.pop(f"IVR_{name.upper()}", None)
+            else:
+                env[f"IVR_{name.upper()}"] = value
+        return run_ivr(env, *args, check=check, timeout=timeout)
 
     return run

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
-from ivr import PROJECT_ROOT
 from ivr.flow import CallState, Transition, advance
 from ivr.flow import menus as m
 from ivr.flow.actions import (
@@ -42,6 +42,8 @@ from ivr.flow.outcomes import EventKind, StepOutcome
 from ivr.identifiers import is_valid_callback_number, is_valid_national_id
 from ivr.prompts import load_catalog
 from ivr.tickets.tracking import tracking_from_sequence
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
 CATALOG_IDS = frozenset(load_catalog(PROMPTS_DIR))

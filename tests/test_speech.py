@@ -3,12 +3,12 @@
 import datetime
 import random
 import tomllib
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from num2words import num2words
 
-from ivr import PROJECT_ROOT
 from ivr.clock import tehran_date
 from ivr.speech import (
     date_fragments,
@@ -21,6 +21,8 @@ from ivr.speech import (
     phone_groups,
     tracking_groups,
 )
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 UTC = datetime.UTC
 

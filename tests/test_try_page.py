@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ivr import PROJECT_ROOT
 from ivr.flow import menus as m
 from ivr.prompts import load_catalog
 from ivr.speech import normalize_digits
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 if TYPE_CHECKING:
     from conftest import IvrServer

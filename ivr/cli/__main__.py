@@ -1,5 +1,5 @@
 """``python -m ivr.cli``: the same as the ``ivr`` command."""
 
-from ivr.cli import app
+from ivr.cli import main
 
-app()
+main()

@@ -40,9 +40,9 @@ def _calendar_engine(*days: date) -> Engine:
     from ivr.calendar import jalali_year_of
     from ivr.calendar.store import check_jalali_year, seed_years
     from ivr.clock import tehran_today
-    from ivr.tickets.db import make_engine
+    from ivr.tickets.db import open_database
 
-    engine = make_engine(get_settings().db_url)
+    engine = open_database(get_settings().db_url)
     this_year = jalali_year_of(tehran_today())
     years = {this_year, this_year + 1}
     for day in days:

@@ -32,14 +32,16 @@ def prompts_build(
     if choice.notice:
         typer.echo(choice.notice, err=True)
     try:
-        report = build(settings.prompts_dir, voice=choice.voice)
+        report = build(
+            settings.prompts_dir, voice=choice.voice, generated_dir=settings.generated_prompts_dir
+        )
     except PromptError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
     typer.echo(
         f"voice {choice.voice.name}: rendered {len(report.rendered)}, "
         f"unchanged {len(report.unchanged)}, studio {len(report.studio)}, "
-        f"removed {len(report.removed)}"
+        f"removed {len(report.removed)} (in {settings.generated_prompts_dir})"
     )
 
 
@@ -50,5 +52,14 @@ def prompts_install(
     """Write every prompt as 8 kHz mono 16-bit WAV under DIR/fa/ivr124/."""
     from ivr.prompts import install_asterisk
 
-    count = install_asterisk(get_settings().prompts_dir, asterisk)
+    if not asterisk.is_dir():
+        # Not created for you: a mistyped path would hide the prompts where Asterisk never looks.
+        what = "is not a folder" if asterisk.exists() else "does not exist"
+        typer.echo(f"ivr prompts install: {asterisk} {what} (Asterisk's sounds folder, e.g. "
+                   "/usr/share/asterisk/sounds)", err=True)  # fmt: skip
+        raise typer.Exit(1)
+    settings = get_settings()
+    count = install_asterisk(
+        settings.prompts_dir, asterisk, generated_dir=settings.generated_prompts_dir
+    )
     typer.echo(f"installed {count} prompts under {asterisk / 'fa' / 'ivr124'}")

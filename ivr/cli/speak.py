@@ -41,7 +41,8 @@ def _speak(kind: str, text: str, play: bool, wav: Path | None) -> None:
         fragments = fragments_for(kind, text)
     except ValueError as error:
         _fail(str(error))
-    prompts_dir = get_settings().prompts_dir
+    settings = get_settings()
+    prompts_dir = settings.prompts_dir
     typer.echo(fragment_words(fragments, load_fragment_texts(prompts_dir / "fragments.toml")))
     if not (play or wav):
         return
@@ -49,7 +50,7 @@ def _speak(kind: str, text: str, play: bool, wav: Path | None) -> None:
     if play and player is None:
         _fail("cannot play: sox's `play` is not installed (apt-get install sox); try --wav FILE")
     try:
-        sound = join_fragments(prompts_dir, fragments)
+        sound = join_fragments(prompts_dir, fragments, settings.generated_prompts_dir)
     except PromptError as error:
         _fail(str(error))
     if wav is not None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from ivr import PROJECT_ROOT
+from ivr import DIALPLANS_DIR
 
 DEFAULT_ROOT = Path(os.environ.get("IVR_ASTERISK_ROOT", "/var/cache/ivr124/asterisk-root"))
 SUITES = ("testing", "unstable")
@@ -40,7 +40,7 @@ MMDEBSTRAP_ARGS = [
     '--aptopt=APT::Install-Recommends "false"',
     "--include=asterisk,asterisk-modules",
 ]
-DIALPLANS = PROJECT_ROOT / "dialplans"
+DIALPLANS = DIALPLANS_DIR
 DATA_DIR_IN_ROOT = "opt/ivr/data"
 """astdatadir inside the root: the package's documentation and sounds, plus our prompts."""
 CONFIG_TEMPLATES = DIALPLANS / "test-pbx"
@@ -148,7 +148,7 @@ class TestPbx:
     def __init__(
         self,
         root: Path = DEFAULT_ROOT,
-        workdir: Path = PROJECT_ROOT / "storage" / "pbx",
+        workdir: Path = Path("storage") / "pbx",  # relative: to the current folder
         *,
         ami_port: int = 5038,
         sip_port: int = 5060,
@@ -453,7 +453,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  log      {pbx.log_path}")
     print(f"  shared   {', '.join(str(d) for d in pbx.shared_dirs)} (same path inside)")
     print(f"  CLI      chroot {pbx.root} asterisk -C {pbx.conf_path} -r")
-    scenario = PROJECT_ROOT / "tests" / "asterisk" / "sipp" / "call_124_dtmf.xml"
+    scenario = "tests/asterisk/sipp/call_124_dtmf.xml"  # in a checkout: a test file, not shipped
     print(
         f"  call     sipp 127.0.0.1:{pbx.sip_port} -sf {scenario} -s 124 -set digits 1# "
         "-m 1 -i 127.0.0.1 -mi 127.0.0.1"
@@ -477,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ivr.devtools.testpbx")
     parser.add_argument("command", choices=["run", "build"])
     parser.add_argument("--root", default=str(DEFAULT_ROOT))
-    parser.add_argument("--workdir", default=str(PROJECT_ROOT / "storage" / "pbx"))
+    parser.add_argument(
+        "--workdir", default=None, help="default: pbx/ in the IVR's storage (IVR_STORAGE_DIR)"
+    )
     parser.add_argument("--ami-port", type=int, default=5038)
     parser.add_argument("--sip-port", type=int, default=5060)
     parser.add_argument("--agi-port", type=int, default=4573)
@@ -490,6 +492,10 @@ def main(argv: list[str] | None = None) -> int:
         "default: the IVR's recordings directory)",
     )
     args = parser.parse_args(argv)
+    if args.workdir is None:
+        from ivr.settings import get_settings
+
+        args.workdir = str(get_settings().storage_dir / "pbx")
     reason = cannot_run_reason()
     if reason:
         print(reason, file=sys.stderr)

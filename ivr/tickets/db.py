@@ -6,18 +6,28 @@ so the differences are settled here once and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version"
 SQLITE_BUSY_MS = 10_000
 """How long a SQLite writer waits for another: nodes sharing a file take turns, not fail."""
 
@@ -63,9 +73,148 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to the newest schema (``ivr db upgrade``)."""
-    command.upgrade(alembic_config(url), revision)
+class SchemaError(Exception):
+    """The database's schema is not one this version can work with (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database's schema stands against this version's migrations."""
+
+    current: str | None
+    """The stored revision; None: the database was never upgraded (or does not exist yet)."""
+    head: str
+    """The newest revision this version knows."""
+    known: bool
+    """False: a revision none of our migrations has, i.e. written by a newer ivr124."""
+
+    @property
+    def status(self) -> str:
+        """``current``, ``behind``, ``empty`` (never upgraded) or ``unknown``."""
+        if not self.known:
+            return "unknown"
+        if self.current is None:
+            return "empty"
+        return "current" if self.current == self.head else "behind"
+
+
+@dataclass(frozen=True)
+class UpgradeResult:
+    before: str | None
+    after: str
+
+    def describe(self, url: str) -> str:
+        """What ``ivr db upgrade`` did, in one line."""
+        where = shown_url(url)
+        if self.before is None:
+            return f"created the database schema ({self.after}) in {where}"
+        if self.before == self.after:
+            return f"the database is already current ({self.after}) in {where}"
+        return f"upgraded the database from {self.before} to {self.after} in {where}"
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """This version's migrations (read once: they do not change while it runs)."""
+    return ScriptDirectory.from_config(alembic_config(""))
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """The schema of the database behind ``engine`` (raises OperationalError if unreachable)."""
+    scripts = _scripts()
+    with engine.connect() as connection:  # read directly: Alembic's context logs each time
+        if inspect(connection).has_table(VERSION_TABLE):
+            rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+            current = next(iter(rows.all()), None)
+        else:
+            current = None
+    known = current is None or current in {rev.revision for rev in scripts.walk_revisions()}
+    head = scripts.get_current_head()
+    assert head is not None, "no migrations shipped"
+    return SchemaState(current, head, known)
+
+
+def _unknown(state: SchemaState, url: str) -> SchemaError:
+    return SchemaError(
+        f"the database {shown_url(url)} has schema revision {state.current}, which this ivr124 "
+        f"does not know (its newest is {state.head}): run a newer ivr124 on it"
+    )
+
+
+def upgrade(url: str, revision: str = "head") -> UpgradeResult:
+    """Bring the database at ``url`` to the newest schema (``ivr db upgrade``).
+
+    A revision this version does not know (a newer ivr124 wrote it) is refused with
+    :class:`SchemaError` rather than handed to Alembic, whose error would not say what to do.
+    """
+    engine = make_engine(url)
+    try:
+        before = schema_state(engine)
+        if not before.known:
+            raise _unknown(before, url)
+        command.upgrade(alembic_config(url), revision)
+        after = schema_state(engine).current
+    finally:
+        engine.dispose()
+    assert after is not None
+    return UpgradeResult(before.current, after)
+
+
+def open_database(url: str, *, outage_ok: bool = False) -> Engine:
+    """An engine on a database whose schema this version can use, for commands and servers.
+
+    An embedded SQLite database that was never upgraded, or is behind, is upgraded here (one
+    machine, nobody else to ask; a file lock keeps two processes starting at once from both
+    doing it). PostgreSQL is shared by nodes and upgraded on purpose: behind, it is refused
+    with the one line to run. A revision newer than our migrations is refused on both.
+
+    ``outage_ok``: an unreachable database is only logged, for the hotline, whose ticket
+    service spools while the database is down (``/healthz`` says so); otherwise the
+    ``OperationalError`` is raised.
+    """
+    engine = make_engine(url)
+    try:
+        state = schema_state(engine)
+    except OperationalError as error:
+        if not outage_ok:
+            engine.dispose()
+            raise
+        log.warning("the database %s cannot be reached at start: %s", shown_url(url), error.orig)
+        return engine
+    if state.status == "current":
+        return engine
+    if state.status == "unknown":
+        engine.dispose()
+        raise _unknown(state, url)
+    if engine.dialect.name != "sqlite":
+        engine.dispose()
+        needs = f"has schema {state.current}" if state.current else "has no schema yet"
+        raise SchemaError(
+            f"the database {shown_url(url)} {needs}, this ivr124 needs {state.head}: "
+            "run `ivr db upgrade`"
+        )
+    with _upgrade_lock(engine):
+        result = upgrade(url)
+    if result.before != result.after:
+        log.info(result.describe(url))
+    return engine
+
+
+@contextlib.contextmanager
+def _upgrade_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on a file beside the SQLite database while it is upgraded."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.upgrade.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from ivr.scheduler import SchedulerStatus
 from ivr.services import build_services
 from ivr.session import Services
 from ivr.settings import Settings, get_settings
@@ -11,10 +12,17 @@ from ivr.web import health, pages, prompts, try_, twilio
 from ivr.web.deps import AppContext
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    scheduler: SchedulerStatus | None = None,
+) -> FastAPI:
+    """The app; ``scheduler`` is this process's scheduler for /healthz (None: not run here)."""
     settings = settings or get_settings()
     app = FastAPI(title="ivr124", docs_url=None, redoc_url=None)
     app.state.context = AppContext(settings, services or build_services(settings))
+    app.state.scheduler = scheduler or SchedulerStatus(settings, enabled=False)
     app.mount("/static", pages.static_files(), name="static")
     for router in (twilio.router, prompts.router, health.router, try_.router):
         app.include_router(router)

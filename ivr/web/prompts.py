@@ -42,8 +42,8 @@ def prompt_audio(stem: str, ctx: Context) -> FileResponse:
     """A studio recording if there is one, else the generated file."""
     if not STEM.match(stem):
         raise HTTPException(404)
-    base = ctx.settings.prompts_dir
-    for path in (base / "fa" / f"{stem}.wav", base / "generated" / "fa" / f"{stem}.wav"):
+    base, generated = ctx.settings.prompts_dir, ctx.settings.generated_prompts_dir
+    for path in (base / "fa" / f"{stem}.wav", generated / "fa" / f"{stem}.wav"):
         if path.is_file():
             return FileResponse(path, media_type="audio/wav")
     raise HTTPException(404)
@@ -71,11 +71,11 @@ class Spoken:
     url: str
 
 
-def _rows(prompts_dir: Path) -> list[PromptRow]:
-    manifest = read_manifest(prompts_dir)
+def _rows(prompts_dir: Path, generated: Path) -> list[PromptRow]:
+    manifest = read_manifest(prompts_dir, generated)
     rows = []
     for prompt_id, prompt in load_catalog(prompts_dir).items():
-        path = audio_path(prompts_dir, prompt_id)
+        path = audio_path(prompts_dir, prompt_id, generated)
         if path is not None and path == studio_path(prompts_dir, prompt_id):
             voice = "studio"
         else:
@@ -134,7 +134,8 @@ def prompts_page(
         except ValueError as exc:
             error, status = str(exc), 400
         else:
-            missing = [f for f in fragments if audio_path(prompts_dir, f) is None]
+            generated = ctx.settings.generated_prompts_dir
+            missing = [f for f in fragments if audio_path(prompts_dir, f, generated) is None]
             if missing:
                 error = f"no audio for {', '.join(missing)} (run `ivr prompts build`)"
                 status = 503
@@ -152,7 +153,7 @@ def prompts_page(
         request,
         "prompts.html",
         {
-            "rows": _rows(ctx.settings.prompts_dir),
+            "rows": _rows(ctx.settings.prompts_dir, ctx.settings.generated_prompts_dir),
             "kind": kind,
             "value": value,
             "spoken": spoken,
@@ -173,7 +174,9 @@ def spoken_audio(
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     try:
-        sound = join_fragments(ctx.settings.prompts_dir, fragments)
+        sound = join_fragments(
+            ctx.settings.prompts_dir, fragments, ctx.settings.generated_prompts_dir
+        )
     except PromptError as exc:
         raise HTTPException(503, str(exc)) from None
     return Response(sound, media_type="audio/wav")

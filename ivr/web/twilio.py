@@ -39,10 +39,12 @@ async def verified_form(request: Request, ctx: Annotated[AppContext, Depends(get
     if not settings.twilio_auth_token:
         if settings.twilio_insecure_dev:
             return form
+        log.warning("403: Twilio routes are closed (no IVR_TWILIO_AUTH_TOKEN): %s", request.url)
         raise HTTPException(403, "Twilio routes are closed: IVR_TWILIO_AUTH_TOKEN is not set")
     signature = request.headers.get("X-Twilio-Signature", "")
     validator = RequestValidator(settings.twilio_auth_token)
     if not signature or not validator.validate(_public_url(request, settings), form, signature):
+        log.warning("403: the Twilio signature does not match %s", _public_url(request, settings))
         raise HTTPException(403, "invalid Twilio signature")
     return form
 

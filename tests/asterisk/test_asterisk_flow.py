@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from ivr import PROJECT_ROOT
 from ivr.devtools.sipp import read_pcm, sipp_command, write_rtp_pcap
 from ivr.devtools.testpbx import TestPbx, free_port
 from ivr.prompts import audio_path, install_asterisk
@@ -46,6 +45,8 @@ from ivr.tickets.service import TicketDraft
 
 if TYPE_CHECKING:
     from conftest import SecondProvince
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIO = Path(__file__).parent / "sipp" / "new_request.xml"
 CALLER = "09121234567"
@@ -195,6 +196,7 @@ def controller(pbx: TestPbx, second_province: SecondProvince) -> Iterator[Contro
     env.update(
         IVR_STORAGE_DIR=str(storage),
         IVR_PROMPTS_DIR=str(prompts),
+        IVR_GENERATED_PROMPTS_DIR=str(prompts / "generated"),
         IVR_PROVINCES_DIR=str(second_province.provinces_dir),
         IVR_DATABASE_URL="",
         IVR_AGI_HOST="127.0.0.1",

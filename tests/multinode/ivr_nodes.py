@@ -16,8 +16,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"
 JOB_LINE = re.compile(
-    r"^(?P<at>\S+ \S+) INFO ivr\.scheduler: job (?P<job>\w+) (?P<edge>start|end) node=(?P<node>\S+)"
+    r"^(?P<at>\S+ \S+) DEBUG ivr\.scheduler: "
+    r"job (?P<job>\w+) (?P<edge>start|end) node=(?P<node>\S+)"
 )
+"""A job run's edges: DEBUG lines (routine, every minute), hence IVR_LOG_LEVEL=debug below."""
 
 
 def ivr_command() -> str:
@@ -29,9 +31,11 @@ def ivr_command() -> str:
 
 
 def node_env(storage: Path, url: str, **settings: str) -> dict[str, str]:
-    """This process's environment without ``IVR_*``, plus storage, database and ``settings``."""
+    """This process's environment without ``IVR_*``, plus storage, database and ``settings``
+    (logging at DEBUG, so that each job run's start and end are in the log)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(IVR_STORAGE_DIR=str(storage), IVR_DATABASE_URL=url, PYTHONUNBUFFERED="1")
+    env.update(IVR_LOG_LEVEL="debug")
     env.update({f"IVR_{name.upper()}": value for name, value in settings.items()})
     return env
 

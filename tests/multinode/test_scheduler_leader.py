@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import sys
+import pickle
 import threading
 import time
-import types
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from ivr import scheduler as sched
-from ivr.leader import FileLeader, Leader, PostgresLeader, make_leader
+from ivr.leader import LEADER_KEY, FileLeader, Leader, PostgresLeader, make_leader
 from ivr.services import build_services
 from ivr.settings import Settings
 from ivr.tickets.db import make_engine
@@ -33,6 +33,15 @@ def settings_for(url: str, tmp_path: Path, node: str = "n1", **changes: Any) -> 
 
 def draft() -> TicketDraft:
     return TicketDraft("web", "qom", "trade", None, None, None, "09121234567", None)
+
+
+def spec(job_id: str) -> sched.JobSpec:
+    (found,) = [s for s in sched.JOBS if s.id == job_id]
+    return found
+
+
+WATCH_KEY = spec(sched.WATCH_JOB).lock_key
+REPORT_KEY = spec(sched.REPORT_JOB).lock_key
 
 
 @contextlib.contextmanager
@@ -75,12 +84,12 @@ def test_job_guard_refuses_a_second_run_of_the_same_job(pg_url: str, tmp_path: P
     """PostgreSQL only: on SQLite (one machine) the file lock alone rules out an overlap."""
     with (
         two_leaders(pg_url, tmp_path) as (a, b),
-        a.job_guard("overdue_watch") as first,
-        b.job_guard("overdue_watch") as second,
-        b.job_guard("nightly_report") as other_job,
+        a.job_guard(WATCH_KEY) as first,
+        b.job_guard(WATCH_KEY) as second,
+        b.job_guard(REPORT_KEY) as other_job,
     ):
         assert first and not second and other_job
-    with b.job_guard("overdue_watch") as after:
+    with b.job_guard(WATCH_KEY) as after:
         assert after
 
 
@@ -119,16 +128,16 @@ def test_a_new_leader_keeps_a_missed_run_time(migrated_url: str, tmp_path: Path)
     missed = datetime.now(UTC) - timedelta(minutes=5)
     first = stopped_scheduler(migrated_url)
     first.start(paused=True)
-    for spec in sched.job_specs(settings):
-        sched._ensure_job(first, spec)
+    for job in sched.JOBS:
+        sched._ensure_job(first, job, settings)
     first.modify_job(sched.WATCH_JOB, next_run_time=missed)
     first.shutdown()
 
     second = stopped_scheduler(migrated_url)
     second.start(paused=True)
     try:
-        for spec in sched.job_specs(settings):
-            sched._ensure_job(second, spec)
+        for job in sched.JOBS:
+            sched._ensure_job(second, job, settings)
         kept = second.get_job(sched.WATCH_JOB)
         assert kept.next_run_time == missed
         assert kept.coalesce is True and kept.max_instances == 1
@@ -138,7 +147,7 @@ def test_a_new_leader_keeps_a_missed_run_time(migrated_url: str, tmp_path: Path)
         assert report.misfire_grace_time == sched.REPORT_GRACE_S
 
         faster = settings_for(migrated_url, tmp_path, scheduler_watch_seconds=5)
-        sched._ensure_job(second, sched.job_specs(faster)[0])
+        sched._ensure_job(second, spec(sched.WATCH_JOB), faster)
         changed = second.get_job(sched.WATCH_JOB)
         assert changed.next_run_time > datetime.now(UTC)
         assert changed.trigger.interval == timedelta(seconds=5)
@@ -153,22 +162,29 @@ def test_run_scheduler_leads_runs_jobs_and_stops(migrated_url: str, tmp_path: Pa
     )
     stop = threading.Event()
     ran = threading.Event()
-    original = sched.overdue_watch_job
+    watch = spec(sched.WATCH_JOB)
 
-    def watched() -> None:
-        original()
+    def watched(runtime: sched._Runtime) -> None:
+        watch.run(runtime)
         ran.set()
 
-    thread = threading.Thread(target=sched.run_scheduler, args=(settings, stop))
+    status = sched.SchedulerStatus(settings)
+    thread = threading.Thread(target=sched.run_scheduler, args=(settings, stop, status))
+    status.thread = thread
     try:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(sched, "overdue_watch_job", watched)
+            jobs = tuple(
+                dataclasses.replace(j, run=watched) if j is watch else j for j in sched.JOBS
+            )
+            mp.setattr(sched, "JOBS", jobs)
             thread.start()
             assert ran.wait(15), "the overdue watch did not run"
+            assert status.state == "leader"
     finally:
         stop.set()
         thread.join(15)
     assert not thread.is_alive()
+    assert status.state == "stopped"
     assert sched._runtime is None
     other = make_leader(migrated_url, "other", tmp_path)
     try:
@@ -186,17 +202,14 @@ class Probe:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
-    def module(self, name: str, attribute: str, fail: bool = False) -> types.ModuleType:
-        module = types.ModuleType(name)
-
+    def step(self, name: str, fail: bool = False) -> Any:
         def step(*args: Any, **kwargs: Any) -> int:
-            self.calls.append((attribute, args, kwargs))
+            self.calls.append((name, args, kwargs))
             if fail:
                 raise RuntimeError("boom")
             return 0
 
-        setattr(module, attribute, step)
-        return module
+        return step
 
 
 @pytest.fixture
@@ -224,45 +237,129 @@ def test_watch_job_calls_each_step_and_survives_a_failing_one(
     runtime: sched._Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     probe = Probe()
-    monkeypatch.setitem(
-        sys.modules, "ivr.escalation", probe.module("ivr.escalation", "watch", True)
-    )
-    monkeypatch.setitem(sys.modules, "ivr.notify", probe.module("ivr.notify", "send_due"))
+    monkeypatch.setattr("ivr.escalation.watch", probe.step("watch", fail=True))
+    monkeypatch.setattr("ivr.notify.send_due", probe.step("send_due"))
     spool_one(runtime)
     with caplog.at_level(logging.INFO, logger="ivr.scheduler"):
-        sched.overdue_watch_job()
+        sched.run_job(sched.WATCH_JOB)
     assert [name for name, _, _ in probe.calls] == ["watch", "send_due"]
     for _name, args, kwargs in probe.calls:
         assert args == (runtime.services.tickets.engine,)
         assert kwargs["settings"] is runtime.settings
         assert abs(kwargs["now"] - datetime.now(UTC)) < timedelta(seconds=10)
-    assert "ivr.escalation.watch failed" in caplog.text
+    assert "the escalation watch failed" in caplog.text
     assert not list(runtime.settings.spool_dir.glob("*.json"))  # replayed despite the failure
     assert len(runtime.services.tickets.latest()) == 1
 
 
-def test_watch_job_goes_on_without_the_modules(
-    runtime: sched._Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_a_runs_start_and_end_are_debug_lines(
+    runtime: sched._Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setitem(sys.modules, "ivr.escalation", None)  # import raises ModuleNotFoundError
-    monkeypatch.setitem(sys.modules, "ivr.notify", None)
-    monkeypatch.setattr(sched, "_missing_warned", set())
-    spool_one(runtime)
+    """Routine lines stay out of an INFO log: a minute's run says nothing unless it did
+    something."""
+    with caplog.at_level(logging.DEBUG, logger="ivr.scheduler"):
+        sched.run_job(sched.WATCH_JOB)
+    edges = [r for r in caplog.records if r.getMessage().startswith("job overdue_watch ")]
+    assert [r.getMessage().split()[2] for r in edges] == ["start", "end"]
+    assert {r.levelno for r in edges} == {logging.DEBUG}
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+
+
+def test_stored_jobs_name_the_spec_not_the_function(migrated_url: str, tmp_path: Path) -> None:
+    """What the job store keeps is ``run_job`` and the spec's id, so a job's function can be
+    renamed freely; a stored id no spec has any more is dropped at the next start."""
+    settings = settings_for(migrated_url, tmp_path)
+    engine = make_engine(migrated_url)
+    scheduler = sched.make_scheduler(engine)
+    scheduler.start(paused=True)
+    try:
+        for job in sched.JOBS:
+            sched._ensure_job(scheduler, job, settings)
+        scheduler.add_job(sched.run_job, "interval", args=["retired_job"], id="retired_job")
+        with engine.connect() as c:
+            rows = c.execute(text(f"SELECT id, job_state FROM {sched.JOBS_TABLE}")).all()
+        stored = {row.id: pickle.loads(row.job_state) for row in rows}
+        assert set(stored) == {sched.WATCH_JOB, sched.REPORT_JOB, "retired_job"}
+        for job_id, state in stored.items():
+            assert state["func"] == "ivr.scheduler:run_job"
+            assert tuple(state["args"]) == (job_id,)
+        sched._drop_unknown_jobs(scheduler, sched.JOBS)
+        assert {job.id for job in scheduler.get_jobs()} == {sched.WATCH_JOB, sched.REPORT_JOB}
+    finally:
+        scheduler.shutdown()
+        engine.dispose()
+
+
+def test_jobs_stored_before_specs_keep_their_missed_run(migrated_url: str, tmp_path: Path) -> None:
+    """A job row as the previous version stored it (its own function's name, since gone): the
+    next leader adopts it, so its missed run time survives the upgrade."""
+    settings = settings_for(migrated_url, tmp_path)
+    engine = make_engine(migrated_url)
+    missed = datetime.now(UTC) - timedelta(minutes=3)
+    first = sched.make_scheduler(engine)
+    first.start(paused=True)
+    for job in sched.JOBS:
+        sched._ensure_job(first, job, settings)
+    first.modify_job(sched.WATCH_JOB, next_run_time=missed)
+    first.shutdown()
+    with engine.begin() as c:
+        (blob,) = c.execute(
+            text(f"SELECT job_state FROM {sched.JOBS_TABLE} WHERE id = :id"),
+            {"id": sched.WATCH_JOB},
+        ).one()
+        old = pickle.loads(blob)
+        old.update(func="ivr.scheduler:overdue_watch_job", args=())
+        c.execute(
+            text(f"UPDATE {sched.JOBS_TABLE} SET job_state = :s WHERE id = :id"),
+            {"s": pickle.dumps(old), "id": sched.WATCH_JOB},
+        )
+    try:
+        assert sched.adopt_stored_jobs(engine, sched.JOBS) == 1
+        assert sched.adopt_stored_jobs(engine, sched.JOBS) == 0
+        second = sched.make_scheduler(engine)
+        second.start(paused=True)
+        try:
+            kept = second.get_job(sched.WATCH_JOB)
+            assert kept is not None and kept.next_run_time == missed
+            assert kept.func is sched.run_job and kept.args == (sched.WATCH_JOB,)
+        finally:
+            second.shutdown()
+    finally:
+        engine.dispose()
+
+
+def test_a_job_without_a_spec_is_not_run(
+    runtime: sched._Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="ivr.scheduler"):
-        sched.overdue_watch_job()
-    assert "ivr.escalation is not there yet" in caplog.text
-    assert len(runtime.services.tickets.latest()) == 1
+        sched.run_job("retired_job")
+    assert "job retired_job has no spec" in caplog.text
+
+
+def test_the_job_table_is_checked_before_leading(tmp_path: Path) -> None:
+    settings = settings_for("", tmp_path)
+    sched.check_jobs(sched.JOBS, settings)
+    watch, report = spec(sched.WATCH_JOB), spec(sched.REPORT_JOB)
+    twice = dataclasses.replace(report, id=watch.id)
+    with pytest.raises(ValueError, match="ids must be unique"):
+        sched.check_jobs((watch, twice), settings)
+    same_lock = dataclasses.replace(report, lock_key=watch.lock_key)
+    with pytest.raises(ValueError, match="lock keys"):
+        sched.check_jobs((watch, same_lock), settings)
+    leaders_lock = dataclasses.replace(report, lock_key=LEADER_KEY)
+    with pytest.raises(ValueError, match="lock keys"):
+        sched.check_jobs((watch, leaders_lock), settings)
 
 
 def test_a_job_does_nothing_once_leadership_is_gone(
     runtime: sched._Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probe = Probe()
-    monkeypatch.setitem(sys.modules, "ivr.escalation", probe.module("ivr.escalation", "watch"))
+    monkeypatch.setattr("ivr.escalation.watch", probe.step("watch"))
     spool_one(runtime)
     runtime.leader.release()
-    sched.overdue_watch_job()
-    sched.nightly_report_job()
+    sched.run_job(sched.WATCH_JOB)
+    sched.run_job(sched.REPORT_JOB)
     assert probe.calls == []
     assert list(runtime.settings.spool_dir.glob("*.json"))
     assert not (runtime.settings.storage_dir / "reports").exists()
@@ -275,7 +372,7 @@ def test_nightly_placeholder_writes_the_days_figures(runtime: sched._Runtime) ->
     answered = tickets.create(draft(), due_at=datetime.now(UTC) - timedelta(hours=1))
     assert answered.tracking is not None
     tickets.set_status(answered.tracking, "answered", "agent")
-    sched.nightly_report_job()
+    sched.run_job(sched.REPORT_JOB)
     (path,) = (runtime.settings.storage_dir / "reports").glob("*-placeholder.txt")
     line = path.read_text(encoding="utf-8")
     assert line.count("\n") == 1
