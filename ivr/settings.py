@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ivr import CATALOG_DIR
@@ -54,12 +54,12 @@ class Settings(BaseSettings):
     database_url: str = ""
     """SQLAlchemy URL; empty means SQLite at ``storage_dir/ivr.db``."""
 
-    province: str = "qom"
-    """Which province's places this node offers (a file in ``provinces_dir``) when the called
-    number is not one a province file claims."""
     provinces_dir: Path = Path(__file__).parent / "provinces"
     """Where the province files (``<code>.toml``: places and the numbers that reach each
     province's 124) are read from; default the package's own folder."""
+    province: str = "qom"
+    """Which province's places this node offers (a file in ``provinces_dir``) when the called
+    number is not one a province file claims."""
 
     web_host: str = "127.0.0.1"
     web_port: Port = 8124
@@ -140,11 +140,30 @@ class Settings(BaseSettings):
     def _database(cls, value: str) -> str:
         return check_database_url(value)
 
+    @field_validator("provinces_dir")
+    @classmethod
+    def _provinces_dir(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError("not a folder")
+        return value
+
     @field_validator("province")
     @classmethod
-    def _province(cls, value: str) -> str:
+    def _province(cls, value: str, info: ValidationInfo) -> str:
+        """A province with a file; the folder usable, no number claimed twice."""
+        from ivr.provinces import ProvinceError, check_provinces
+
         if not _PROVINCE.match(value):
-            raise ValueError("a province code is needed (lower-case letters, e.g. qom)")
+            raise ValueError("no such province (a code like qom is needed)")
+        folder = info.data.get("provinces_dir")
+        if folder is None:  # the folder itself was refused: its own error says why
+            return value
+        try:
+            check_provinces(value, folder)
+        except ProvinceError as error:
+            raise ValueError(
+                str(error).strip("'\"").replace("unknown province", "no such province")
+            ) from None
         return value
 
     @field_validator("web_host", "agi_host", "ami_host")
@@ -197,17 +216,6 @@ class Settings(BaseSettings):
         if "@" not in address or address.startswith("@") or address.endswith("@"):
             raise ValueError("an e-mail address is needed, e.g. 124@example.org")
         return value
-
-    @model_validator(mode="after")
-    def _provinces(self) -> Settings:
-        """The folder holds usable province files, no number twice, and IVR_PROVINCE is one."""
-        from ivr.provinces import ProvinceError, check_provinces
-
-        try:
-            check_provinces(self.province, self.provinces_dir)
-        except ProvinceError as error:
-            raise ValueError(str(error).strip("'\"")) from None
-        return self
 
     @model_validator(mode="after")
     def _ami_login(self) -> Settings:

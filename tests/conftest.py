@@ -85,6 +85,10 @@ def make_env(
     )
     if token is not None:
         env["IVR_TWILIO_AUTH_TOKEN"] = token
+    if "prompts_dir" in settings and "generated_prompts_dir" not in settings:
+        # A test's own prompts folder keeps its rendered audio beside it, as a checkout does.
+        folder = settings["prompts_dir"]
+        settings["generated_prompts_dir"] = None if folder is None else f"{folder}/generated"
     for name, value in settings.items():
         key = f"IVR_{name.upper()}"
         if value is None:

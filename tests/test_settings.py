@@ -28,7 +28,7 @@ BAD = [
     ("web_port", "-1", "greater than or equal to 1"),
     ("agi_port", "70000", "less than or equal to 65535"),
     ("ami_port", "five", "valid integer"),
-    ("province", "atlantis", "no such province (known: qom"),
+    ("province", "atlantis", "no such province 'atlantis'"),
     ("province", "../qom", "no such province"),
     ("database_url", "mysql://u@h/db", "only SQLite and PostgreSQL"),
     ("database_url", "not a url", "not a database URL"),

@@ -134,7 +134,9 @@ def test_wav_without_rendered_prompts_says_to_build(ivr_env, tmp_path: Path) -> 
     empty.mkdir()
     for source in REPO_PROMPTS.glob("*.toml"):
         shutil.copy(source, empty / source.name)
-    env = dict(ivr_env, IVR_PROMPTS_DIR=str(empty))
+    env = dict(
+        ivr_env, IVR_PROMPTS_DIR=str(empty), IVR_GENERATED_PROMPTS_DIR=str(empty / "generated")
+    )
     done = ivr_with(env, "speak", "number", "1587", "--wav", str(tmp_path / "x.wav"))
     assert_one_clear_line(done, "no audio for num.1000-o", "ivr prompts build")
 

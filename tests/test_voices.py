@@ -163,6 +163,7 @@ def test_without_mbrola_espeak_is_the_fallback_and_says_so(path_without_mbrola: 
 def _cli_env(prompts_dir: Path, path: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env["IVR_PROMPTS_DIR"] = str(prompts_dir)
+    env["IVR_GENERATED_PROMPTS_DIR"] = str(prompts_dir / "generated")
     if path is not None:
         env["PATH"] = path
     env.update(extra)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ivr.audio import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from ivr.flow import actions as act
 from ivr.flow.events import Digits, Event, Hangup, RecordingFinished, Timeout
-from ivr.prompts import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH, audio_path, read_wav_info
+from ivr.prompts import audio_path, read_wav_info
 from ivr.session import CallSession, Services
 from ivr.settings import Settings
 from ivr.speech import normalize_digits
