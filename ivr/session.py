@@ -24,6 +24,7 @@ from ivr.flow.events import (
     TicketInfo,
     TicketLookedUp,
 )
+from ivr.flow.resume import QueueReturn
 from ivr.tickets.calls import CallStore, StepRecord
 from ivr.tickets.service import TicketDraft, TicketService
 
@@ -48,6 +49,7 @@ class CallSession:
         self.call_id = call_id
         self.state = state
         self.tracking_created: str | None = None
+        self.resumed_from: QueueReturn | None = None
 
     @classmethod
     def start(
@@ -59,8 +61,13 @@ class CallSession:
         caller: str | None,
         called: str | None,
         province: str,
+        resume: QueueReturn | None = None,
     ) -> tuple[CallSession, tuple[act.Action, ...]]:
-        """Open the call record (best effort: a call is answered even if the database is down)."""
+        """Open the call record (best effort: a call is answered even if the database is down).
+
+        ``resume`` is set for a call the dialplan hands back from the agents' queue; the flow
+        has no nodes for it yet, so for now such a call starts like a new one.
+        """
         services.tickets.allocator.ensure_ready()
         try:
             call_id = services.calls.open(channel, external_id, caller, called)
@@ -68,6 +75,7 @@ class CallSession:
             log.exception("could not open call record %s; going on without it", external_id)
             call_id = None
         session = cls(services, external_id, call_id, CallState())
+        session.resumed_from = resume
         actions = session.feed(CallStarted(caller, called, channel, province))
         return session, actions
 

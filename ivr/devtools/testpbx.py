@@ -31,6 +31,14 @@ from ivr import PROJECT_ROOT
 
 DEFAULT_ROOT = Path(os.environ.get("IVR_ASTERISK_ROOT", "/var/cache/ivr124/asterisk-root"))
 SUITES = ("testing", "unstable")
+EXTRA_PACKAGES = ("asterisk-moh-opsound-gsm", "libfaketime")
+"""Beyond Asterisk: the stock music on hold (a recommendation of the asterisk package, which
+minbase leaves out), and libfaketime, so a test can move this PBX's clock (queue hold times)."""
+_EXTRA_MARKERS = {
+    "asterisk-moh-opsound-gsm": "usr/share/asterisk/moh",
+    "libfaketime": "usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+}
+FAKETIME_LIB = "/" + _EXTRA_MARKERS["libfaketime"]
 """Debian 12 and 13 have no Asterisk; testing has it, unstable when testing lost it."""
 MMDEBSTRAP_ARGS = [
     "--mode=root",
@@ -38,13 +46,13 @@ MMDEBSTRAP_ARGS = [
     # The mirrors' Release files for these suites can be past Valid-Until.
     '--aptopt=Acquire::Check-Valid-Until "false"',
     '--aptopt=APT::Install-Recommends "false"',
-    "--include=asterisk,asterisk-modules",
+    "--include=asterisk,asterisk-modules," + ",".join(EXTRA_PACKAGES),
 ]
 DIALPLANS = PROJECT_ROOT / "dialplans"
 DATA_DIR_IN_ROOT = "opt/ivr/data"
 """astdatadir inside the root: the package's documentation and sounds, plus our prompts."""
 CONFIG_TEMPLATES = DIALPLANS / "test-pbx"
-PRODUCTION_CONFIGS = ("extensions.conf", "queues.conf")
+PRODUCTION_CONFIGS = ("extensions.conf", "queues.conf", "say.conf")
 """Copied to ``etc/ivr124/`` and included from the test configuration, unchanged."""
 
 
@@ -91,6 +99,34 @@ def _is_mountpoint(path: Path) -> bool:
             if len(fields) > 4 and fields[4].replace("\\040", " ") == target:
                 return True
     return False
+
+
+def add_extra_packages(root: Path, log: Path | None = None) -> None:
+    """Install ``EXTRA_PACKAGES`` into a root built before they were part of it.
+
+    Serialised by a lock file beside the root, so two test runs never run apt at once.
+    """
+    missing = [p for p in EXTRA_PACKAGES if not (root / _EXTRA_MARKERS[p]).exists()]
+    if not missing:
+        return
+    import fcntl
+
+    log = log or root.parent / f"{root.name}.build.log"
+    with open(root.parent / f".{root.name}.lock", "w") as lock, open(log, "ab") as out:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = [p for p in EXTRA_PACKAGES if not (root / _EXTRA_MARKERS[p]).exists()]
+        steps = [["apt-get", "update"], ["apt-get", "install", "-y", *missing]] if missing else []
+        for step in steps:
+            proc = subprocess.run(
+                ["chroot", str(root), *step],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise PbxError(f"could not install {', '.join(missing)} in {root}; see {log}")
 
 
 def build_root(root: Path, log: Path | None = None) -> None:
@@ -157,6 +193,7 @@ class TestPbx:
         ami_user: str = "ivr124",
         ami_secret: str = "ivr124-test-pbx",
         shared_dirs: Iterable[Path] = (),
+        movable_clock: bool = False,
     ) -> None:
         self.root = Path(root).absolute()
         self.workdir = Path(workdir).absolute()
@@ -169,6 +206,9 @@ class TestPbx:
         self.shared_dirs = [Path(d).absolute() for d in shared_dirs]
         """Host directories Asterisk must reach at their own paths, e.g. the IVR's
         recordings directory (RECORD FILE writes where the IVR will read)."""
+        self.movable_clock = movable_clock
+        """Run Asterisk under libfaketime so ``move_clock`` can push its wall clock forward
+        (its monotonic clock, and so audio timing, is left alone)."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._console: object | None = None
         self._mounted = False
@@ -200,6 +240,21 @@ class TestPbx:
         return self.workdir / "console.log"
 
     @property
+    def clock_file(self) -> Path:
+        """libfaketime's offset for this instance ("+<seconds>"), re-read every second."""
+        return self.workdir / "faketime"
+
+    def move_clock(self, seconds: float) -> None:
+        """Push this PBX's wall clock ``seconds`` further ahead; it never goes back (a clock
+        going back would stall Asterisk's timers). Takes effect within about a second."""
+        if not self.movable_clock:
+            raise PbxError("move_clock needs TestPbx(movable_clock=True)")
+        now = float(self.clock_file.read_text().lstrip("+") or 0)
+        if seconds < 0:
+            raise PbxError("the clock only moves forward")
+        self.clock_file.write_text(f"+{now + seconds:.0f}\n")
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
@@ -210,10 +265,10 @@ class TestPbx:
     # ------------------------------------------------------------------ root
     def ensure_root(self) -> float:
         """Build the root unless a finished one is there; returns the seconds spent building."""
-        if (self.root / "usr/sbin/asterisk").exists():
-            return 0.0
         started = time.monotonic()
-        build_root(self.root)
+        if not (self.root / "usr/sbin/asterisk").exists():
+            build_root(self.root)
+        add_extra_packages(self.root)
         return time.monotonic() - started
 
     def _prepare_data_dir(self) -> None:
@@ -227,6 +282,7 @@ class TestPbx:
         links = {
             data / "documentation": "../../../usr/share/asterisk/documentation",
             data / "sounds" / "en": "../../../../usr/share/asterisk/sounds/en",
+            data / "moh": "../../../usr/share/asterisk/moh",  # musiconhold.conf's "moh"
         }
         for link, target in links.items():
             if not link.is_symlink():
@@ -319,8 +375,18 @@ class TestPbx:
                 stale.unlink()
             console = open(self.console_path, "ab")  # noqa: SIM115 - closed in stop()
             self._console = console
+            command = self._asterisk("-f", "-n")
+            if self.movable_clock:
+                self.clock_file.write_text("+0\n")
+                command[2:2] = [
+                    "/usr/bin/env",
+                    f"LD_PRELOAD={FAKETIME_LIB}",
+                    f"FAKETIME_TIMESTAMP_FILE={self.clock_file}",
+                    "FAKETIME_CACHE_DURATION=1",
+                    "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                ]
             self._proc = subprocess.Popen(
-                self._asterisk("-f", "-n"),
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
