@@ -101,14 +101,13 @@ def _is_mountpoint(path: Path) -> bool:
     return False
 
 
-def add_extra_packages(root: Path, log: Path | None = None) -> None:
-    """Install ``EXTRA_PACKAGES`` into a root built before they were part of it.
-
-    Serialised by a lock file beside the root, so two test runs never run apt at once.
+def add_extra_packages(root: Path, log: Path | None = None) -> bool:
+    """Install ``EXTRA_PACKAGES`` into a root built before they were part of it; True if it
+    had to. Serialised by a lock file beside the root, so two test runs never run apt at once.
     """
     missing = [p for p in EXTRA_PACKAGES if not (root / _EXTRA_MARKERS[p]).exists()]
     if not missing:
-        return
+        return False
     import fcntl
 
     log = log or root.parent / f"{root.name}.build.log"
@@ -127,6 +126,7 @@ def add_extra_packages(root: Path, log: Path | None = None) -> None:
             )
             if proc.returncode != 0:
                 raise PbxError(f"could not install {', '.join(missing)} in {root}; see {log}")
+    return True
 
 
 def build_root(root: Path, log: Path | None = None) -> None:
@@ -266,10 +266,12 @@ class TestPbx:
     def ensure_root(self) -> float:
         """Build the root unless a finished one is there; returns the seconds spent building."""
         started = time.monotonic()
-        if not (self.root / "usr/sbin/asterisk").exists():
+        built = not (self.root / "usr/sbin/asterisk").exists()
+        if built:
             build_root(self.root)
-        add_extra_packages(self.root)
-        return time.monotonic() - started
+        if add_extra_packages(self.root) or built:
+            return time.monotonic() - started
+        return 0.0
 
     def _prepare_data_dir(self) -> None:
         """astdatadir = the package's documentation and sounds via relative symlinks + ours.
