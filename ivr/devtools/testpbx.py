@@ -31,15 +31,15 @@ from ivr import PROJECT_ROOT
 
 DEFAULT_ROOT = Path(os.environ.get("IVR_ASTERISK_ROOT", "/var/cache/ivr124/asterisk-root"))
 SUITES = ("testing", "unstable")
+"""Debian 12 and 13 have no Asterisk; testing has it, unstable when testing lost it."""
 EXTRA_PACKAGES = ("asterisk-moh-opsound-gsm", "libfaketime")
 """Beyond Asterisk: the stock music on hold (a recommendation of the asterisk package, which
 minbase leaves out), and libfaketime, so a test can move this PBX's clock (queue hold times)."""
 _EXTRA_MARKERS = {
     "asterisk-moh-opsound-gsm": "usr/share/asterisk/moh",
-    "libfaketime": "usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "libfaketime": "usr/lib/*/faketime/libfaketimeMT.so.1",
 }
-FAKETIME_LIB = "/" + _EXTRA_MARKERS["libfaketime"]
-"""Debian 12 and 13 have no Asterisk; testing has it, unstable when testing lost it."""
+"""A path (glob) in the root that each extra package installs: its presence means installed."""
 MMDEBSTRAP_ARGS = [
     "--mode=root",
     "--variant=minbase",
@@ -105,7 +105,7 @@ def add_extra_packages(root: Path, log: Path | None = None) -> bool:
     """Install ``EXTRA_PACKAGES`` into a root built before they were part of it; True if it
     had to. Serialised by a lock file beside the root, so two test runs never run apt at once.
     """
-    missing = [p for p in EXTRA_PACKAGES if not (root / _EXTRA_MARKERS[p]).exists()]
+    missing = [p for p in EXTRA_PACKAGES if not _installed(root, p)]
     if not missing:
         return False
     import fcntl
@@ -113,7 +113,7 @@ def add_extra_packages(root: Path, log: Path | None = None) -> bool:
     log = log or root.parent / f"{root.name}.build.log"
     with open(root.parent / f".{root.name}.lock", "w") as lock, open(log, "ab") as out:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        missing = [p for p in EXTRA_PACKAGES if not (root / _EXTRA_MARKERS[p]).exists()]
+        missing = [p for p in EXTRA_PACKAGES if not _installed(root, p)]
         steps = [["apt-get", "update"], ["apt-get", "install", "-y", *missing]] if missing else []
         for step in steps:
             proc = subprocess.run(
@@ -127,6 +127,10 @@ def add_extra_packages(root: Path, log: Path | None = None) -> bool:
             if proc.returncode != 0:
                 raise PbxError(f"could not install {', '.join(missing)} in {root}; see {log}")
     return True
+
+
+def _installed(root: Path, package: str) -> Path | None:
+    return next(iter(sorted(root.glob(_EXTRA_MARKERS[package]))), None)
 
 
 def build_root(root: Path, log: Path | None = None) -> None:
@@ -379,10 +383,13 @@ class TestPbx:
             self._console = console
             command = self._asterisk("-f", "-n")
             if self.movable_clock:
+                lib = _installed(self.root, "libfaketime")
+                if lib is None:
+                    raise PbxError(f"no libfaketime in {self.root}; call ensure_root() first")
                 self.clock_file.write_text("+0\n")
                 command[2:2] = [
                     "/usr/bin/env",
-                    f"LD_PRELOAD={FAKETIME_LIB}",
+                    f"LD_PRELOAD=/{lib.relative_to(self.root)}",
                     f"FAKETIME_TIMESTAMP_FILE={self.clock_file}",
                     "FAKETIME_CACHE_DURATION=1",
                     "FAKETIME_DONT_FAKE_MONOTONIC=1",
