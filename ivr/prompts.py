@@ -396,6 +396,9 @@ def install_asterisk(
     with sox; the rest are copied. Stale ``.wav`` files in ``fa/ivr124/`` (a directory that is
     ours alone) are removed so Asterisk cannot play a prompt that left the catalogue. Raises
     ``PromptError`` listing the ids without audio (run ``build`` first). Returns the count written.
+
+    The sounds Asterisk plays by names of its own (app_queue's ``fa/queue-*.wav``, say.conf's
+    ``fa/digits/*.wav``) are made from them too, as ``prompts_dir/asterisk/sounds.toml`` says.
     """
     prompts_dir = Path(prompts_dir)
     catalog = load_catalog(prompts_dir, places)
@@ -426,7 +429,9 @@ def install_asterisk(
     for path in dest_dir.glob("*.wav"):
         if path.name not in wanted:
             path.unlink()
-    return len(sources)
+    from ivr import sound_names  # it builds on this module
+
+    return len(sources) + sound_names.install(prompts_dir, dest_dir.parent, dest_dir, catalog)
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:

@@ -27,6 +27,7 @@ from ivr.flow.events import (
     TicketLookedUp,
 )
 from ivr.flow.outcomes import CallEnd, CallOutcome, StepOutcome
+from ivr.flow.resume import QueueReturn
 from ivr.provinces import province_for_number
 from ivr.tickets.calls import CallStore, StepRecord
 from ivr.tickets.service import TicketDraft, TicketService
@@ -52,6 +53,7 @@ class CallSession:
         self.call_id = call_id
         self.state = state
         self.tracking_created: str | None = None
+        self.resumed_from: QueueReturn | None = None
 
     @classmethod
     def start(
@@ -64,11 +66,14 @@ class CallSession:
         called: str | None,
         default_province: str,
         channel_id: str | None = None,
+        resume: QueueReturn | None = None,
     ) -> tuple[CallSession, tuple[act.Action, ...]]:
         """Answer a new call for the province its called number reaches (``default_province``
         when no province file claims the number).
 
         The call record is opened best effort: a call is answered even if the database is down.
+        ``resume`` is set for a call the dialplan hands back from the agents' queue; the flow
+        has no nodes for it yet, so for now such a call starts like a new one.
         """
         province = province_for_number(called, default_province)
         services.tickets.allocator.ensure_ready()
@@ -80,6 +85,7 @@ class CallSession:
             log.exception("could not open call record %s; going on without it", external_id)
             call_id = None
         session = cls(services, external_id, call_id, CallState())
+        session.resumed_from = resume
         actions = session.feed(CallStarted(caller, called, channel, province))
         return session, actions
 

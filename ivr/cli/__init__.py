@@ -12,7 +12,19 @@ import sys
 
 import typer
 
-from ivr.cli import calendar, db, flow, outbox, phone, prompts, serve, speak, supervisors, tickets
+from ivr.cli import (
+    calendar,
+    db,
+    flow,
+    outbox,
+    phone,
+    prompts,
+    queue,
+    serve,
+    speak,
+    supervisors,
+    tickets,
+)
 
 app = typer.Typer(
     no_args_is_help=True, help="ivr124: the 124 hotline.", pretty_exceptions_show_locals=False
@@ -41,6 +53,7 @@ app.add_typer(calendar.app, name="calendar")
 app.add_typer(supervisors.app, name="supervisors")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(flow.app, name="flow")
+app.add_typer(queue.app, name="queue")
 
 USAGE_ERROR = 2
 FAILURE = 1

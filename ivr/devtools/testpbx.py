@@ -32,19 +32,27 @@ from ivr import DIALPLANS_DIR
 DEFAULT_ROOT = Path(os.environ.get("IVR_ASTERISK_ROOT", "/var/cache/ivr124/asterisk-root"))
 SUITES = ("testing", "unstable")
 """Debian 12 and 13 have no Asterisk; testing has it, unstable when testing lost it."""
+EXTRA_PACKAGES = ("asterisk-moh-opsound-gsm", "libfaketime")
+"""Beyond Asterisk: the stock music on hold (a recommendation of the asterisk package, which
+minbase leaves out), and libfaketime, so a test can move this PBX's clock (queue hold times)."""
+_EXTRA_MARKERS = {
+    "asterisk-moh-opsound-gsm": "usr/share/asterisk/moh",
+    "libfaketime": "usr/lib/*/faketime/libfaketimeMT.so.1",
+}
+"""A path (glob) in the root that each extra package installs: its presence means installed."""
 MMDEBSTRAP_ARGS = [
     "--mode=root",
     "--variant=minbase",
     # The mirrors' Release files for these suites can be past Valid-Until.
     '--aptopt=Acquire::Check-Valid-Until "false"',
     '--aptopt=APT::Install-Recommends "false"',
-    "--include=asterisk,asterisk-modules",
+    "--include=asterisk,asterisk-modules," + ",".join(EXTRA_PACKAGES),
 ]
 DIALPLANS = DIALPLANS_DIR
 DATA_DIR_IN_ROOT = "opt/ivr/data"
 """astdatadir inside the root: the package's documentation and sounds, plus our prompts."""
 CONFIG_TEMPLATES = DIALPLANS / "test-pbx"
-PRODUCTION_CONFIGS = ("extensions.conf", "queues.conf")
+PRODUCTION_CONFIGS = ("extensions.conf", "queues.conf", "say.conf")
 """Copied to ``etc/ivr124/`` and included from the test configuration, unchanged."""
 
 
@@ -91,6 +99,38 @@ def _is_mountpoint(path: Path) -> bool:
             if len(fields) > 4 and fields[4].replace("\\040", " ") == target:
                 return True
     return False
+
+
+def add_extra_packages(root: Path, log: Path | None = None) -> bool:
+    """Install ``EXTRA_PACKAGES`` into a root built before they were part of it; True if it
+    had to. Serialised by a lock file beside the root, so two test runs never run apt at once.
+    """
+    missing = [p for p in EXTRA_PACKAGES if not _installed(root, p)]
+    if not missing:
+        return False
+    import fcntl
+
+    log = log or root.parent / f"{root.name}.build.log"
+    with open(root.parent / f".{root.name}.lock", "w") as lock, open(log, "ab") as out:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = [p for p in EXTRA_PACKAGES if not _installed(root, p)]
+        steps = [["apt-get", "update"], ["apt-get", "install", "-y", *missing]] if missing else []
+        for step in steps:
+            proc = subprocess.run(
+                ["chroot", str(root), *step],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise PbxError(f"could not install {', '.join(missing)} in {root}; see {log}")
+    return True
+
+
+def _installed(root: Path, package: str) -> Path | None:
+    return next(iter(sorted(root.glob(_EXTRA_MARKERS[package]))), None)
 
 
 def build_root(root: Path, log: Path | None = None) -> None:
@@ -157,6 +197,7 @@ class TestPbx:
         ami_user: str = "ivr124",
         ami_secret: str = "ivr124-test-pbx",
         shared_dirs: Iterable[Path] = (),
+        movable_clock: bool = False,
     ) -> None:
         self.root = Path(root).absolute()
         self.workdir = Path(workdir).absolute()
@@ -169,6 +210,9 @@ class TestPbx:
         self.shared_dirs = [Path(d).absolute() for d in shared_dirs]
         """Host directories Asterisk must reach at their own paths, e.g. the IVR's
         recordings directory (RECORD FILE writes where the IVR will read)."""
+        self.movable_clock = movable_clock
+        """Run Asterisk under libfaketime so ``move_clock`` can push its wall clock forward
+        (its monotonic clock, and so audio timing, is left alone)."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._console: object | None = None
         self._mounted = False
@@ -200,6 +244,21 @@ class TestPbx:
         return self.workdir / "console.log"
 
     @property
+    def clock_file(self) -> Path:
+        """libfaketime's offset for this instance ("+<seconds>"), re-read every second."""
+        return self.workdir / "faketime"
+
+    def move_clock(self, seconds: float) -> None:
+        """Push this PBX's wall clock ``seconds`` further ahead; it never goes back (a clock
+        going back would stall Asterisk's timers). Takes effect within about a second."""
+        if not self.movable_clock:
+            raise PbxError("move_clock needs TestPbx(movable_clock=True)")
+        now = float(self.clock_file.read_text().lstrip("+") or 0)
+        if seconds < 0:
+            raise PbxError("the clock only moves forward")
+        self.clock_file.write_text(f"+{now + seconds:.0f}\n")
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
@@ -210,11 +269,13 @@ class TestPbx:
     # ------------------------------------------------------------------ root
     def ensure_root(self) -> float:
         """Build the root unless a finished one is there; returns the seconds spent building."""
-        if (self.root / "usr/sbin/asterisk").exists():
-            return 0.0
         started = time.monotonic()
-        build_root(self.root)
-        return time.monotonic() - started
+        built = not (self.root / "usr/sbin/asterisk").exists()
+        if built:
+            build_root(self.root)
+        if add_extra_packages(self.root) or built:
+            return time.monotonic() - started
+        return 0.0
 
     def _prepare_data_dir(self) -> None:
         """astdatadir = the package's documentation and sounds via relative symlinks + ours.
@@ -227,6 +288,7 @@ class TestPbx:
         links = {
             data / "documentation": "../../../usr/share/asterisk/documentation",
             data / "sounds" / "en": "../../../../usr/share/asterisk/sounds/en",
+            data / "moh": "../../../usr/share/asterisk/moh",  # musiconhold.conf's "moh"
         }
         for link, target in links.items():
             if not link.is_symlink():
@@ -319,8 +381,21 @@ class TestPbx:
                 stale.unlink()
             console = open(self.console_path, "ab")  # noqa: SIM115 - closed in stop()
             self._console = console
+            command = self._asterisk("-f", "-n")
+            if self.movable_clock:
+                lib = _installed(self.root, "libfaketime")
+                if lib is None:
+                    raise PbxError(f"no libfaketime in {self.root}; call ensure_root() first")
+                self.clock_file.write_text("+0\n")
+                command[2:2] = [
+                    "/usr/bin/env",
+                    f"LD_PRELOAD=/{lib.relative_to(self.root)}",
+                    f"FAKETIME_TIMESTAMP_FILE={self.clock_file}",
+                    "FAKETIME_CACHE_DURATION=1",
+                    "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                ]
             self._proc = subprocess.Popen(
-                self._asterisk("-f", "-n"),
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,

@@ -399,7 +399,7 @@ class AmiClient:
             raise AmiError(f"{name}: AMI is not connected")
         act = Action(name, {k: str(v) for k, v in keys.items()})
         act.variables = {k: str(v) for k, v in (variables or {}).items()}
-        act.keys["ActionID"] = f"ivr124-{next(self._ids)}"
+        act.keys.setdefault("ActionID", f"ivr124-{next(self._ids)}")
         done = threading.Event()
         box: list[Response] = []
 
@@ -465,6 +465,43 @@ class AmiClient:
 
     def hangup(self, channel: str) -> None:
         self.action("Hangup", Channel=channel)
+
+    def action_list(
+        self, name: str, complete: str, *, timeout: float | None = None, **keys: object
+    ) -> list[AmiEvent]:
+        """Send an action that answers with a list of events (QueueStatus, CoreShowChannels…)
+        and return them, up to the ``complete`` event that ends the list (not included)."""
+        action_id = f"ivr124-{next(self._ids)}"
+        wait = self.action_timeout if timeout is None else timeout
+        with self.events() as events:
+            self.action(name, ActionID=action_id, timeout=wait, **keys)
+            events.get(complete, timeout=wait, ActionID=action_id)
+            return [e for e in events.collected() if e.get("ActionID") == action_id]
+
+    # Queue members, for the agents' desk: interface is e.g. PJSIP/agent101.
+    def queue_add(
+        self, queue: str, interface: str, member_name: str = "", *, paused: bool = False
+    ) -> None:
+        """Log an agent in (AMI QueueAdd): a dynamic member, kept across restarts."""
+        keys: dict[str, object] = {"Queue": queue, "Interface": interface}
+        if member_name:
+            keys["MemberName"] = member_name
+        self.action("QueueAdd", Paused="true" if paused else "false", **keys)
+
+    def queue_remove(self, queue: str, interface: str) -> None:
+        """Log an agent out (AMI QueueRemove)."""
+        self.action("QueueRemove", Queue=queue, Interface=interface)
+
+    def queue_pause(
+        self, queue: str | None, interface: str, paused: bool = True, reason: str = ""
+    ) -> None:
+        """Pause (or unpause) an agent in one queue, or in every queue when ``queue`` is None."""
+        keys: dict[str, object] = {"Interface": interface, "Paused": str(paused).lower()}
+        if queue:
+            keys["Queue"] = queue
+        if reason:
+            keys["Reason"] = reason
+        self.action("QueuePause", **keys)
 
     def channel_name(self, uniqueid: str, timeout: float = 5.0) -> str:
         """The channel name of a uniqueid, as seen in its Newchannel event."""

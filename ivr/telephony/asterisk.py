@@ -10,13 +10,16 @@ chosen by it); without one, the AGI's extension stands in.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from ivr.flow import actions as act
 from ivr.flow.events import Digits, Event, Hangup, RecordingFailed, RecordingFinished, Timeout
+from ivr.flow.resume import QueueReturn, ReturnReason
 from ivr.prompts import ASTERISK_SUBDIR, file_stem, read_wav_info
 from ivr.session import CallSession, Services
 from ivr.settings import Settings
@@ -49,6 +52,7 @@ class AsteriskCalls:
             called=dialled_number(call),
             default_province=self.settings.province,
             channel_id=call.channel or None,
+            resume=queue_return(call.script),
         )
         try:
             while (event := self._perform(call, session, actions)) is not None:
@@ -111,6 +115,36 @@ def dialled_number(call: AgiCall) -> str | None:
     extension the AGI runs in."""
     args = call.args
     return (args[0] if args and args[0] else call.extension) or None
+
+
+def queue_return(script: str) -> QueueReturn | None:
+    """What ``agi://…/ivr124?resume=…`` says about a call back from the queue; None for a new
+    call (or a marker this version does not know, which is then treated as a new call)."""
+    query = parse_qs(urlsplit(script).query)
+
+    def one(key: str) -> str:
+        return query.get(key, [""])[0]
+
+    try:
+        reason = ReturnReason(one("resume"))
+    except ValueError:
+        return None
+    return QueueReturn(
+        reason=reason,
+        queue=one("queue"),
+        status=one("status"),
+        entered_at=_utc(one("entered")),
+        position=int(one("position")) if one("position").isdigit() else None,
+        waited_s=int(one("waited")) if one("waited").isdigit() else None,
+    )
+
+
+def _utc(text: str) -> datetime.datetime | None:
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def _gather(call: AgiCall, gather: act.Gather) -> Event:

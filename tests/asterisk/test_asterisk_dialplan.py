@@ -27,7 +27,13 @@ def test_transfer_puts_the_caller_in_the_agents_queue(agi, ami, dial):
 
 
 def test_the_ivr_may_name_another_queue(agi, ami, dial):
+    scripts: list[str] = []
+
     def handler(call: AgiCall) -> None:
+        scripts.append(call.script)
+        if "resume=" in call.script:  # back from the queue: the IVR ends the call
+            call.set_variable("IVR_ACTION", "hangup")
+            return
         call.set_variable("IVR_ACTION", "transfer")
         call.set_variable("IVR_QUEUE", "no-such-queue")
 
@@ -35,12 +41,15 @@ def test_the_ivr_may_name_another_queue(agi, ami, dial):
     with ami.events("VarSet", "QueueCallerJoin", "Hangup") as events:
         d = dial()
         agi.finished()
-        # Queue() on an unknown queue returns at once (QUEUESTATUS=UNKNOWN); the call ends.
+        # Queue() on an unknown queue returns at once (QUEUESTATUS=UNKNOWN); the call goes
+        # back to the IVR, which ends it.
         status = events.get(
             "VarSet", timeout=10, Uniqueid=d.originated.uniqueid, Variable="QUEUESTATUS"
         )
         assert status["Value"] == "UNKNOWN"
         events.get("Hangup", timeout=10, Uniqueid=d.originated.uniqueid)
+    assert scripts[0] == "ivr124"
+    assert scripts[1].startswith("ivr124?resume=no_agent&queue=no-such-queue&status=UNKNOWN&")
 
 
 def test_without_a_transfer_the_call_ends(agi, ami, dial):

@@ -20,6 +20,11 @@ for a; do case "$a" in testing|unstable) suite="$a";; esac; done
 echo "$suite $target" >> "$CALLS"
 case " $FAIL_SUITES " in *" $suite "*) mkdir -p "$target/partial"; exit 1;; esac
 mkdir -p "$target/usr/sbin" && touch "$target/usr/sbin/asterisk"
+# What --include adds beyond Asterisk: the stock music on hold and libfaketime.
+for a; do case "$a" in --include=*asterisk-moh-opsound-gsm*libfaketime*)
+  mkdir -p "$target/usr/share/asterisk/moh" "$target/usr/lib/x86_64-linux-gnu/faketime"
+  touch "$target/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";;
+esac; done
 """
 
 
