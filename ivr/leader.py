@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 LEADER_KEY = 124_000_001
 """The advisory lock key of the scheduler's leadership (any constant the app uses nowhere else)."""
-JOB_KEYS = {"overdue_watch": 124_000_101, "nightly_report": 124_000_102}
+JOB_KEYS = {
+    "overdue_watch": 124_000_101,
+    "nightly_report": 124_000_102,
+    "callback_dispatch": 124_000_103,
+}
 """Advisory lock keys held while one job runs: see :meth:`Leader.job_guard`."""
 
 KEEPALIVE = {

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 JOBS_TABLE = "apscheduler_jobs"
 WATCH_JOB = "overdue_watch"
 REPORT_JOB = "nightly_report"
+CALLBACK_JOB = "callback_dispatch"
 REPORT_GRACE_S = 6 * 3600
 """A nightly report missed because no node led at 21:00 is still written up to six hours late."""
 
@@ -73,6 +74,12 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             f"{__name__}:nightly_report_job",
             CronTrigger(hour=hour, minute=minute, timezone=TEHRAN),
             REPORT_GRACE_S,
+        ),
+        JobSpec(
+            CALLBACK_JOB,
+            f"{__name__}:callback_dispatch_job",
+            IntervalTrigger(seconds=settings.callback_dispatch_seconds, timezone=TEHRAN),
+            None,
         ),
     ]
 
@@ -259,6 +266,14 @@ def nightly_report_job() -> None:
             runtime.services.tickets.engine, runtime.settings.storage_dir / "reports", utcnow()
         )
         log.info("nightly report written to %s", path)
+
+
+def callback_dispatch_job() -> None:
+    """One pass of the callback dispatcher (ivr.callbacks.job): place what is due, in order."""
+    with _acting(CALLBACK_JOB) as runtime:
+        if runtime is None:
+            return
+        call_step("ivr.callbacks.job", "run", runtime.services.tickets.engine, runtime.settings)
 
 
 _missing_warned: set[str] = set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ivr.cli import calendar, db, phone, prompts, serve, speak, tickets
+from ivr.cli import calendar, callbacks, db, phone, prompts, serve, speak, tickets
 
 app = typer.Typer(no_args_is_help=True, help="ivr124: the 124 hotline.")
 app.command()(serve.serve)
@@ -15,3 +15,4 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(db.app, name="db")
 app.add_typer(tickets.app, name="tickets")
 app.add_typer(calendar.app, name="calendar")
+app.add_typer(callbacks.app, name="callbacks")

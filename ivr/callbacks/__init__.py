@@ -1,0 +1,1 @@
+"""Callbacks that keep their place in the agents' queue (filled in below)."""
