@@ -213,7 +213,7 @@ def callbacks_hours(
     """The agents' hours: whether they answer at a moment, and when they open next."""
     from ivr.calendar.agent_hours import AgentHours, load_agent_hours
     from ivr.calendar.store import load_calendar, parse_moment
-    from ivr.clock import jalali_words, utcnow
+    from ivr.clock import jalali_words, tehran_date, utcnow
     from ivr.tickets.db import make_engine
 
     code = province or get_settings().province
@@ -226,7 +226,8 @@ def callbacks_hours(
     except ValueError as error:
         raise _fail(str(error)) from None
     with _errors():
-        hours = AgentHours(table, load_calendar(make_engine(get_settings().db_url)))
+        calendar = load_calendar(make_engine(get_settings().db_url), tehran_date(moment))
+        hours = AgentHours(table, calendar)
         opening = hours.next_opening(code, moment)
     state = "agents answer" if opening == moment else "agents are off"
     own = table.for_province(code)
