@@ -102,14 +102,17 @@ class Dispatcher:
     def dispatch_once(self, now: datetime | None = None) -> PassReport:
         report = PassReport()
         moment = as_aware(now or self.clock())
-        self._check_leases(self.service.open_attempts(), moment, report)
+        attempts = self.service.open_attempts()
+        self._check_leases(attempts, moment, report)
         try:
             snapshot = self.view.snapshot()
         except QueueViewError as error:
             report.error = f"queue not readable: {error}"
             log.warning("callbacks: %s; nothing placed", report.error)
             return report
-        open_attempts = {a.id: a for a in self.service.open_attempts()}
+        if report.recovered or report.interrupted:  # some closed: read them again
+            attempts = self.service.open_attempts()
+        open_attempts = {a.id: a for a in attempts}
         self._withdraw_stale(snapshot, open_attempts, moment, report)
         self._place(snapshot, open_attempts, moment, report)
         if report:

@@ -66,7 +66,10 @@ COUNTED_OUTCOMES: frozenset[str] = frozenset(
 class Callback(SQLModel, table=True):
     """A caller asked to be called back; the row is its whole life, attempts aside."""
 
-    __table_args__ = (Index("ix_callback_status_entered", "status", "entered_at"),)
+    __table_args__ = (
+        Index("ix_callback_status_entered", "status", "entered_at"),
+        Index("ix_callback_status_province", "status", "province"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=16)

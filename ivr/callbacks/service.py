@@ -248,13 +248,13 @@ class CallbackService:
                 .values(
                     status=CallbackStatus.QUEUED, updated_at=as_stored(Callback.updated_at, moment)
                 )
-            ).rowcount  # type: ignore[attr-defined]
-            if won != 1:
+                .returning(Callback.attempts)  # SQLite 3.35+ and PostgreSQL
+            ).first()
+            if won is None:
                 return None
-            callback = _row(session, callback_id)
             attempt = CallbackAttempt(
                 callback_id=callback_id,
-                slot=callback.attempts + 1,
+                slot=won[0] + 1,
                 node=node,
                 dialer=dialer,
                 started_at=moment,

@@ -50,6 +50,8 @@ def upgrade() -> None:
         batch.create_index("ix_callback_active_number", ["active_number"], unique=True)
         # The dispatcher's one query: pending callbacks in order of their original entry time.
         batch.create_index("ix_callback_status_entered", ["status", "entered_at"])
+        # Which provinces have pending callbacks (whose agents' hours to ask): a covering scan.
+        batch.create_index("ix_callback_status_province", ["status", "province"])
 
     op.create_table(
         "callback_attempt",
