@@ -480,3 +480,58 @@ def test_cancelling_a_waiting_callback_takes_its_stand_in_out_of_the_queue(
     assert rig.status(callback.id) == CallbackStatus.CANCELLED
     (stored,) = rig.service.attempts_of(callback.id)
     assert stored.outcome == "withdrawn"
+
+
+def test_the_schedulers_job_places_callbacks_through_the_pbx(
+    pbx: TestPbx, ami: AmiClient, tmp_path: Path, sounds: None, monkeypatch: pytest.MonkeyPatch
+):
+    """``ivr.scheduler.callback_dispatch_job`` on a leader: settings → AMI → Originate → done.
+    Only the agents' hours are replaced (the test runs on any day, at any hour)."""
+    from ivr import scheduler as sched
+    from ivr.callbacks import job
+    from ivr.leader import make_leader
+    from ivr.services import build_services
+    from ivr.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'ivr.db'}"
+    upgrade(url)
+    settings = Settings(
+        storage_dir=tmp_path,
+        database_url=url,
+        node_name="leader-1",
+        ami_port=pbx.ami_port,
+        ami_username=pbx.ami_user,
+        ami_secret=pbx.ami_secret,
+        agent_queue=QUEUE,
+        callback_dial="Local/{number}@cb-callee-answer/n",
+        callback_ring_seconds=10,
+    )
+    leader = make_leader(url, settings.node_name, tmp_path)
+    assert leader.try_acquire()
+    services = build_services(settings)
+    monkeypatch.setattr(sched, "_runtime", sched._Runtime(settings, leader, services))
+    monkeypatch.setattr(job, "AgentHours", lambda table, calendar: AlwaysOpen())
+    interface = "Local/j1@cb-test-agents/n"
+    ami.action("Setvar", Variable="CB_AGENT_TALK", Value="20")
+    ami.action("Setvar", Variable="CB_CALLEE_TALK", Value="5")
+    ami.action("QueueAdd", Queue=QUEUE, Interface=interface, MemberName="Agent j1")
+    service = CallbackService(make_engine(url))
+    try:
+        callback = service.request("09121234567", "qom", utcnow())
+        assert callback.id is not None
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            sched.callback_dispatch_job()
+            if service.get(callback.id).status == CallbackStatus.DONE:  # type: ignore[union-attr]
+                break
+            time.sleep(0.5)
+        (attempt,) = service.attempts_of(callback.id)
+        assert service.get(callback.id).status == CallbackStatus.DONE  # type: ignore[union-attr]
+        assert (attempt.node, attempt.dialer, attempt.agent) == ("leader-1", "asterisk", "Agent j1")
+        assert attempt.outcome == "answered"
+    finally:
+        job.close()
+        ami.action("QueueRemove", Queue=QUEUE, Interface=interface)
+        leader.release()
+        services.tickets.engine.dispose()
+        service.engine.dispose()
