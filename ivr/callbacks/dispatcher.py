@@ -22,6 +22,12 @@ with its reason:
 * **Leases**: an attempt nobody has heard of for ``lease/2`` is checked with the dialer: alive,
   its lease is renewed; ended while no one listened, its stored outcome is taken; no trace and
   its lease is over, it is closed as interrupted — counted, and the next try waits the spacing.
+
+Where the order is exact only up to one pass (IVR_CALLBACK_DISPATCH_SECONDS): a caller who
+presses 1 is out of the queue until the next pass places their stand-in, so an agent freed in
+between takes the next caller; live callers' entry times come from QueueStatus in whole seconds;
+and an entry leaving the queue between the pass's QueueStatus and its Originate shifts the
+stand-in's position by one.
 """
 
 from __future__ import annotations
