@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 JOBS_TABLE = "apscheduler_jobs"
 WATCH_JOB = "overdue_watch"
 REPORT_JOB = "nightly_report"
+CALLBACK_JOB = "callback_dispatch"
 REPORT_GRACE_S = 6 * 3600
 """A nightly report missed because no node led at 21:00 is still written up to six hours late."""
 
@@ -115,6 +116,13 @@ def nightly_report(runtime: _Runtime) -> None:
     log.info("nightly report written to %s", path)
 
 
+def callback_dispatch(runtime: _Runtime) -> None:
+    """One pass of the callback dispatcher: place what is due, in entry order (ivr.callbacks)."""
+    from ivr.callbacks import job
+
+    job.run(runtime.services.tickets.engine, runtime.settings)
+
+
 def _report_time(settings: Settings) -> CronTrigger:
     hour, minute = (int(part) for part in settings.scheduler_report_time.split(":"))
     return CronTrigger(hour=hour, minute=minute, timezone=TEHRAN)
@@ -134,6 +142,13 @@ JOBS: tuple[JobSpec, ...] = (
         lock_key=124_000_102,
         schedule=_report_time,
         misfire_grace_time=REPORT_GRACE_S,
+    ),
+    JobSpec(
+        CALLBACK_JOB,
+        callback_dispatch,
+        lock_key=124_000_103,
+        schedule=lambda s: IntervalTrigger(seconds=s.callback_dispatch_seconds, timezone=TEHRAN),
+        misfire_grace_time=None,
     ),
 )
 

@@ -225,6 +225,40 @@ class Settings(BaseSettings):
 
     # -- derived ------------------------------------------------------------------------------
 
+    # Callbacks (ivr.callbacks): placed by the scheduler's leader through the agents' queue.
+    callback_attempts: int = Field(default=3, ge=1, le=20)
+    """Attempts (no answer, busy, failed) before a callback is marked failed."""
+    callback_retry_minutes: float = Field(default=10, gt=0)
+    """Spacing between a callback's attempts; the next one also waits for the agents' hours."""
+    callback_dispatch_seconds: float = Field(default=5, gt=0)
+    """How often the leader's dispatcher pass runs."""
+    callback_lease_seconds: float = Field(default=120, gt=0)
+    """An attempt nobody has seen alive for this long, with no trace of its call, is closed as
+    interrupted (its dispatcher died)."""
+    callback_hold_seconds: int = Field(default=900, ge=10)
+    """The longest one stand-in holds a callback's place in the queue before it is replaced."""
+    callback_ring_seconds: int = Field(default=30, ge=5, le=600)
+    """How long the caller's phone rings on a callback."""
+    callback_dialer: Literal["auto", "asterisk", "twilio", "off"] = "auto"
+    """Who places callbacks: auto is Asterisk when IVR_AMI_USERNAME is set, else nobody."""
+    callback_dial: str = "PJSIP/{number}@124-trunk"
+    """Asterisk's dial string for the caller: {number} national (09121234567), {e164} +98…."""
+    callback_caller_id: str = "124"
+    """The caller ID a called-back caller sees."""
+    twilio_api_base: str = "https://api.twilio.com"
+    """Twilio's REST API; tests point it at a local stand-in."""
+    twilio_from: str = ""
+    """The Twilio number callbacks are placed from (E.164)."""
+    twilio_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    """Bound on one Twilio REST request."""
+
+    @field_validator("callback_dial")
+    @classmethod
+    def _dial_names_the_number(cls, value: str) -> str:
+        if "{number}" not in value and "{e164}" not in value:
+            raise ValueError("IVR_CALLBACK_DIAL must contain {number} or {e164}")
+        return value
+
     @property
     def secret(self) -> str:
         """The signing key: IVR_SECRET_KEY, else the Twilio token, else one per process."""

@@ -18,6 +18,7 @@ from pg import scratch_database
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import SQLModel
 
+from ivr.callbacks import models as _callbacks  # noqa: F401  (their tables too)
 from ivr.tickets import models  # noqa: F401  (fills SQLModel.metadata)
 from ivr.tickets.db import alembic_config, make_engine, upgrade
 

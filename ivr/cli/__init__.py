@@ -14,6 +14,7 @@ import typer
 
 from ivr.cli import (
     calendar,
+    callbacks,
     db,
     flow,
     outbox,
@@ -54,6 +55,7 @@ app.add_typer(supervisors.app, name="supervisors")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(flow.app, name="flow")
 app.add_typer(queue.app, name="queue")
+app.add_typer(callbacks.app, name="callbacks")
 
 USAGE_ERROR = 2
 FAILURE = 1
