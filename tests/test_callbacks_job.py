@@ -10,19 +10,19 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from ivr import scheduler as sched
 from ivr.callbacks import job
-from ivr.leader import JOB_KEYS
 from ivr.settings import Settings
 from ivr.tickets.db import make_engine, upgrade
 
 
 def test_the_callback_job_runs_every_few_seconds_with_a_lock_of_its_own() -> None:
-    specs = {s.id: s for s in sched.job_specs(Settings(callback_dispatch_seconds=3))}
+    specs = {s.id: s for s in sched.JOBS}
     spec = specs[sched.CALLBACK_JOB]
-    assert spec.func == "ivr.scheduler:callback_dispatch_job"
-    assert isinstance(spec.trigger, IntervalTrigger)
-    assert spec.trigger.interval.total_seconds() == 3
-    assert sched.CALLBACK_JOB in JOB_KEYS  # PostgreSQL's per-job advisory lock
-    assert len(set(JOB_KEYS.values())) == len(JOB_KEYS)
+    assert spec.run is sched.callback_dispatch
+    trigger = spec.schedule(Settings(callback_dispatch_seconds=3))
+    assert isinstance(trigger, IntervalTrigger)
+    assert trigger.interval.total_seconds() == 3
+    keys = [s.lock_key for s in sched.JOBS]  # PostgreSQL's per-job advisory locks
+    assert len(set(keys)) == len(keys)
 
 
 @pytest.mark.parametrize(

@@ -279,12 +279,12 @@ def test_stored_jobs_name_the_spec_not_the_function(migrated_url: str, tmp_path:
         with engine.connect() as c:
             rows = c.execute(text(f"SELECT id, job_state FROM {sched.JOBS_TABLE}")).all()
         stored = {row.id: pickle.loads(row.job_state) for row in rows}
-        assert set(stored) == {sched.WATCH_JOB, sched.REPORT_JOB, "retired_job"}
+        assert set(stored) == {job.id for job in sched.JOBS} | {"retired_job"}
         for job_id, state in stored.items():
             assert state["func"] == "ivr.scheduler:run_job"
             assert tuple(state["args"]) == (job_id,)
         sched._drop_unknown_jobs(scheduler, sched.JOBS)
-        assert {job.id for job in scheduler.get_jobs()} == {sched.WATCH_JOB, sched.REPORT_JOB}
+        assert {job.id for job in scheduler.get_jobs()} == {job.id for job in sched.JOBS}
     finally:
         scheduler.shutdown()
         engine.dispose()
