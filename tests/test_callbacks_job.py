@@ -29,8 +29,8 @@ def test_the_callback_job_runs_every_few_seconds_with_a_lock_of_its_own() -> Non
     ("settings", "kind"),
     [
         ({}, "off"),
-        ({"ami_username": "ivr124"}, "asterisk"),
-        ({"ami_username": "ivr124", "callback_dialer": "off"}, "off"),
+        ({"ami_username": "ivr124", "ami_secret": "s3cret"}, "asterisk"),
+        ({"ami_username": "ivr124", "ami_secret": "s3cret", "callback_dialer": "off"}, "off"),
         ({"callback_dialer": "twilio"}, "twilio"),
     ],
 )

@@ -485,7 +485,8 @@ def test_cancelling_a_waiting_callback_takes_its_stand_in_out_of_the_queue(
 def test_the_schedulers_job_places_callbacks_through_the_pbx(
     pbx: TestPbx, ami: AmiClient, tmp_path: Path, sounds: None, monkeypatch: pytest.MonkeyPatch
 ):
-    """``ivr.scheduler.callback_dispatch_job`` on a leader: settings → AMI → Originate → done.
+    """The scheduler's callback job (``run_job(CALLBACK_JOB)``) on a leader: settings → AMI →
+    Originate → done.
     Only the agents' hours are replaced (the test runs on any day, at any hour)."""
     from ivr import scheduler as sched
     from ivr.callbacks import job
@@ -521,7 +522,7 @@ def test_the_schedulers_job_places_callbacks_through_the_pbx(
         assert callback.id is not None
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
-            sched.callback_dispatch_job()
+            sched.run_job(sched.CALLBACK_JOB)
             if service.get(callback.id).status == CallbackStatus.DONE:  # type: ignore[union-attr]
                 break
             time.sleep(0.5)
