@@ -12,8 +12,8 @@ from __future__ import annotations
 from ivr.availability import AgentAvailability, AmiPresence
 from ivr.calendar import load_policies
 from ivr.calendar.agent_hours import AgentHours, load_agent_hours
-from ivr.callbacks.service import CallbackService
 from ivr.calendar.store import CachedCalendar, SlaClock
+from ivr.callbacks.service import CallbackService
 from ivr.session import Services
 from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient
@@ -30,7 +30,7 @@ def build_services(settings: Settings, *, outage_ok: bool = False) -> Services:
     return Services(
         tickets=TicketService(engine, settings, sla=clock),
         calls=CallStore(engine),
-        agents=agent_availability(settings, calendar),
+        agents=None if settings.agents_always_open else agent_availability(settings, calendar),
         callbacks=CallbackService.from_settings(engine, settings),
     )
 

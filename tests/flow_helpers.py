@@ -200,7 +200,7 @@ class Call:
             before = result
             answer = self._step(self.agents)
             result = Transition(
-                answer.state, (*before.actions[:-1], *answer.actions), before.outcome
+                answer.state, _joined((*before.actions[:-1], *answer.actions)), before.outcome
             )
         self.transitions.append(result)
         return result
@@ -256,6 +256,17 @@ class Call:
 
     def transferred(self) -> bool:
         return bool(self.actions) and self.actions[-1] == Transfer(m.AGENT_QUEUE)
+
+
+def _joined(actions: tuple[Action, ...]) -> tuple[Action, ...]:
+    """Plays in a row as one Play: what the caller hears across the two turns."""
+    out: list[Action] = []
+    for action in actions:
+        if out and isinstance(action, Play) and isinstance(out[-1], Play):
+            out[-1] = Play((*out[-1].prompts, *action.prompts))
+        else:
+            out.append(action)
+    return tuple(out)
 
 
 # --- walking the tree ------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def _enter(state: CallState, name: str, prefix: tuple, outcome: StepOutcome) -> 
             return Transition(state, (act.Play(said), act.HangUp()), outcome)
         case m.Branch():
             go = node.yes if TESTS[node.test](state) else node.no
-            return _follow(state, go, "", prefix)
+            return _follow(state, go, "", prefix, outcome)
         case m.Operation():
             if node.operation == "check_agents" and outcome is StepOutcome.OK:
                 outcome = StepOutcome.TRANSFER_REQUESTED  # the caller asked for a person
@@ -174,7 +174,9 @@ def _fail(state: CallState, prompt: str, outcome: StepOutcome) -> Transition:
         if isinstance(node, m.Menu) and node.gave_up is not None:
             # Agents cannot take this call either: end it politely rather than loop.
             said = (m.GAVE_UP_PROMPTS[outcome],)
-            return _enter(replace(state, failures=0), node.gave_up.target, said, StepOutcome.GAVE_UP)
+            return _enter(
+                replace(state, failures=0), node.gave_up.target, said, StepOutcome.GAVE_UP
+            )
         refused = outcome in (StepOutcome.INVALID, StepOutcome.REJECTED)
         gave_up = (
             node.gave_up_prompt
@@ -182,7 +184,10 @@ def _fail(state: CallState, prompt: str, outcome: StepOutcome) -> Transition:
             else m.GAVE_UP_PROMPTS[outcome]
         )
         return _enter(
-            replace(state, failures=0), "agent", (gave_up,), StepOutcome.TRANSFER_AFTER_FAILURES
+            replace(state, failures=0),
+            "agent.check",
+            (gave_up,),
+            StepOutcome.TRANSFER_AFTER_FAILURES,
         )
     return _enter(replace(state, failures=failures), state.node, (prompt,), outcome)
 
