@@ -9,10 +9,14 @@ changes, so the deadline a caller hears is the one the escalation watch enforces
 
 from __future__ import annotations
 
+from ivr.availability import AgentAvailability, AmiPresence
 from ivr.calendar import load_policies
+from ivr.calendar.agent_hours import AgentHours, load_agent_hours
 from ivr.calendar.store import CachedCalendar, SlaClock
+from ivr.callbacks.service import CallbackService
 from ivr.session import Services
 from ivr.settings import Settings
+from ivr.telephony.ami import AmiClient
 from ivr.tickets.calls import CallStore
 from ivr.tickets.db import open_database
 from ivr.tickets.service import TicketService
@@ -21,8 +25,34 @@ from ivr.tickets.service import TicketService
 def build_services(settings: Settings, *, outage_ok: bool = False) -> Services:
     """``outage_ok``: start even if the database is unreachable (the hotline spools tickets)."""
     engine = open_database(settings.db_url, outage_ok=outage_ok)
-    clock = SlaClock(CachedCalendar(engine), load_policies())
+    calendar = CachedCalendar(engine)
+    clock = SlaClock(calendar, load_policies())
     return Services(
         tickets=TicketService(engine, settings, sla=clock),
         calls=CallStore(engine),
+        agents=None if settings.agents_always_open else agent_availability(settings, calendar),
+        callbacks=CallbackService.from_settings(engine, settings),
     )
+
+
+def agent_availability(settings: Settings, calendar: CachedCalendar) -> AgentAvailability:
+    """The agents' hours for every call; for Asterisk calls also who is logged in, when AMI
+    is configured (IVR_AMI_USERNAME)."""
+    presence = {}
+    if settings.ami_username:
+
+        def connect() -> AmiClient:
+            client = AmiClient(
+                settings.ami_host,
+                settings.ami_port,
+                settings.ami_username,
+                settings.ami_secret,
+                action_timeout=2.0,
+                connect_timeout=2.0,
+                event_mask="off",  # only its own answers: QueueStatus lists come anyway
+            )
+            client.connect(timeout=3.0)
+            return client
+
+        presence["asterisk"] = AmiPresence(connect, settings.agent_queue)
+    return AgentAvailability(AgentHours(load_agent_hours(), calendar.get), presence)

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ivr.clock import utcnow
 from ivr.flow import CallState, advance, menus
 from ivr.flow import actions as act
 from ivr.flow.engine import unavailable
 from ivr.flow.events import (
+    AgentsChecked,
+    CallbackFiled,
     CallStarted,
     Digits,
     Event,
@@ -32,6 +36,10 @@ from ivr.provinces import province_for_number
 from ivr.tickets.calls import CallStore, StepRecord
 from ivr.tickets.service import TicketDraft, TicketService
 
+if TYPE_CHECKING:
+    from ivr.availability import AgentAvailability
+    from ivr.callbacks.service import CallbackService
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +50,10 @@ class Services:
     tickets: TicketService
     """Creates tickets with every deadline set from the database calendar."""
     calls: CallStore
+    agents: AgentAvailability | None = None
+    """Whether agents answer now; None: always (a PBX test without hours)."""
+    callbacks: CallbackService | None = None
+    """Files callbacks; None: a callback request fails over to a person."""
 
 
 class CallSession:
@@ -72,8 +84,9 @@ class CallSession:
         when no province file claims the number).
 
         The call record is opened best effort: a call is answered even if the database is down.
-        ``resume`` is set for a call the dialplan hands back from the agents' queue; the flow
-        has no nodes for it yet, so for now such a call starts like a new one.
+        ``resume`` is set for a call the dialplan hands back from the agents' queue: the flow
+        goes on at the callback step (``callback``) or the "no agent" menu (``no_agent``), not
+        at the greeting.
         """
         province = province_for_number(called, default_province)
         services.tickets.allocator.ensure_ready()
@@ -86,7 +99,15 @@ class CallSession:
             call_id = None
         session = cls(services, external_id, call_id, CallState())
         session.resumed_from = resume
-        actions = session.feed(CallStarted(caller, called, channel, province))
+        started = CallStarted(
+            caller,
+            called,
+            channel,
+            province,
+            resume=resume.reason.value if resume else None,
+            queue_entered_at=resume.entered_at if resume else None,
+        )
+        actions = session.feed(started)
         return session, actions
 
     @classmethod
@@ -135,6 +156,10 @@ class CallSession:
                     pending.append(self._create(action))
                 elif isinstance(action, act.LookupTicket):
                     pending.append(self._lookup(action))
+                elif isinstance(action, act.CheckAgents):
+                    pending.append(self._check_agents(action))
+                elif isinstance(action, act.RequestCallback):
+                    pending.append(self._request_callback(action))
                 else:
                     telephony.append(action)
         self._save(steps, None if was_over else _ending(self.state, telephony, event))
@@ -176,6 +201,31 @@ class CallSession:
         return TicketLookedUp(
             TicketInfo(**{f.name: getattr(view, f.name) for f in fields(TicketInfo)})
         )
+
+    def _check_agents(self, action: act.CheckAgents) -> AgentsChecked:
+        """Never fails the call: when the hours cannot be read, the queue decides (its
+        JOINEMPTY still brings an unanswerable caller back to the "no agent" menu)."""
+        if self.services.agents is None:
+            return AgentsChecked(True)
+        try:
+            return self.services.agents.check(action.province, action.channel)
+        except Exception:
+            log.exception("call %s: could not tell whether agents answer", self.external_id)
+            return AgentsChecked(True)
+
+    def _request_callback(self, action: act.RequestCallback) -> CallbackFiled | SystemFailed:
+        if self.services.callbacks is None:
+            log.error("call %s: callbacks are not configured", self.external_id)
+            return SystemFailed()
+        entered = datetime.fromisoformat(action.entered_at) if action.entered_at else utcnow()
+        try:
+            row = self.services.callbacks.request(
+                action.number, action.province, entered, call_id=self.call_id
+            )
+        except Exception:
+            log.exception("call %s: the callback could not be filed", self.external_id)
+            return SystemFailed()
+        return CallbackFiled(row.id)
 
     # --- the call's record -----------------------------------------------------------------
 
@@ -225,7 +275,11 @@ def _with_agents(state: CallState) -> bool:
     return isinstance(menus.menus_for(state.province).get(state.node), menus.Transfer)
 
 
-_OUTCOME_AT = {"registered": CallOutcome.TICKET, "followup.report": CallOutcome.FOLLOWUP}
+_OUTCOME_AT = {
+    "registered": CallOutcome.TICKET,
+    "followup.report": CallOutcome.FOLLOWUP,
+    "recall.filed": CallOutcome.CALLBACK,
+}
 """What a call that ends at these nodes achieved; anywhere else in the menus it was abandoned."""
 
 

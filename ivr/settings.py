@@ -251,6 +251,10 @@ class Settings(BaseSettings):
     """The Twilio number callbacks are placed from (E.164)."""
     twilio_timeout_seconds: float = Field(default=10, gt=0, le=60)
     """Bound on one Twilio REST request."""
+    agents_always_open: bool = False
+    """A desk that answers round the clock: callers are never told agents are off (the
+    agents' hours file still governs callbacks). Tests set it so a call's path does not
+    depend on the wall clock."""
 
     @field_validator("callback_dial")
     @classmethod

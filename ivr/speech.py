@@ -205,6 +205,37 @@ def date_fragments(day: datetime.date) -> list[str]:
     ]
 
 
+WEEK_DAYS = 7
+"""From this many days ahead a weekday alone is ambiguous: its date is said too."""
+
+
+def weekday_fragment(day: datetime.date) -> str:
+    """The day of the week: ``weekday.0`` is Saturday (شنبه), as the Persian week starts."""
+    return f"weekday.{jdatetime.date.fromgregorian(date=day).weekday()}"
+
+
+def clock_fragments(moment: datetime.time | datetime.datetime) -> list[str]:
+    """A time of day on the 24-hour clock: «ساعت هشت», «ساعت هشت و سی دقیقه»."""
+    hour, minute = moment.hour, moment.minute
+    if not minute:
+        return [f"hour.{hour}"]
+    return [f"hour.{hour}{AND_SUFFIX}", *number_fragments(minute), "hour.minutes"]
+
+
+def opening_fragments(moment: datetime.datetime, *, with_date: bool = False) -> list[str]:
+    """When agents answer next, as the caller hears it: weekday and time («شنبه ساعت هشت»),
+    with the Jalali date between them when ``with_date`` (more than a week ahead).
+
+    ``moment`` must be the local (Tehran) time: the weekday depends on the zone.
+    """
+    if moment.tzinfo is None:
+        raise TypeError("opening_fragments needs an aware local time")
+    day = moment.date()
+    jalali = jdatetime.date.fromgregorian(date=day)
+    date_part = [*ordinal_day_fragments(jalali.day), f"month.{jalali.month}"] if with_date else []
+    return [weekday_fragment(day), *date_part, *clock_fragments(moment)]
+
+
 def fragment_words(fragments: Iterable[str], texts: Mapping[str, str]) -> str:
     """The Persian words of ``fragments`` joined by single spaces (for TTS, logs and tests).
 

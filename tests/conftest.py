@@ -81,6 +81,7 @@ def make_env(
         IVR_DATABASE_URL="",
         IVR_AGI_PORT=str(free_port()),  # every server runs a FastAGI listener of its own
         IVR_SCHEDULER_ENABLED="false",  # the scheduler has tests of its own (tests/multinode)
+        IVR_AGENTS_ALWAYS_OPEN="true",  # a call's path must not depend on the wall clock
         PYTHONUNBUFFERED="1",
     )
     if token is not None:
@@ -484,3 +485,10 @@ def ivr_cli(ivr_env: dict[str, str]) -> Callable[..., subprocess.CompletedProces
         return run_ivr(env, *args, check=check, timeout=timeout)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _agents_always_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings built in a test answer round the clock unless the test says otherwise, so a
+    call's path does not depend on the hour the suite runs at (the hours have their tests)."""
+    monkeypatch.setenv("IVR_AGENTS_ALWAYS_OPEN", "true")

@@ -20,6 +20,7 @@ from ivr.flow.actions import (
     WAITS,
     Action,
     Audio,
+    CheckAgents,
     CreateTicket,
     Gather,
     LookupTicket,
@@ -28,6 +29,8 @@ from ivr.flow.actions import (
     Transfer,
 )
 from ivr.flow.events import (
+    AgentsChecked,
+    CallbackFiled,
     CallStarted,
     Digits,
     Event,
@@ -63,6 +66,10 @@ PLACE_IDS = frozenset(
     if pid.startswith(f"place.{PROVINCE}.")
 )
 IGNORED = StepOutcome.IGNORED
+AVAILABLE = AgentsChecked(True)
+NEXT_OPENING = datetime(2024, 5, 18, 4, 30, tzinfo=UTC)
+"""Saturday 29 Ordibehesht 1403, 08:00 in Tehran."""
+CLOSED = AgentsChecked(False, NEXT_OPENING, 1)
 
 
 def digit_fragments(*groups: str) -> tuple[str, ...]:
@@ -108,7 +115,7 @@ def prompts_of(actions: Iterable[Action]) -> tuple[Audio, ...]:
 def may_be_silent(node: str, province: str = PROVINCE) -> bool:
     """Nodes where the caller is not listening to the menus: a ticket operation is running
     (the session answers it at once) or the call is in the agents' queue."""
-    return isinstance(m.menus_for(province).get(node), m.Operation | m.Transfer)
+    return isinstance(m.menus_for(province).get(node), m.Operation | m.Transfer | m.Goodbye)
 
 
 def check_transition(before: CallState, event: Event, result: Transition) -> None:
@@ -170,17 +177,38 @@ class Call:
     """One caller talking to the engine, every step checked by :func:`check_transition`."""
 
     def __init__(
-        self, caller_id: str | None = MOBILE, *, channel: str = "twilio", province: str = PROVINCE
+        self,
+        caller_id: str | None = MOBILE,
+        *,
+        channel: str = "twilio",
+        province: str = PROVINCE,
+        agents: AgentsChecked | None = AVAILABLE,
+        resume: str | None = None,
+        queue_entered_at: datetime | None = None,
     ) -> None:
         self.state = CallState()
         self.transitions: list[Transition] = []
-        self.send(CallStarted(caller_id, "124", channel, province))
+        self.agents = agents
+        """What the session answers when the engine asks whether agents answer (CheckAgents),
+        as the session does, at once; None: the test answers itself."""
+        self.send(CallStarted(caller_id, "124", channel, province, resume, queue_entered_at))
 
     def send(self, event: Event) -> Transition:
+        result = self._step(event)
+        if result.actions and isinstance(result.actions[-1], CheckAgents) and self.agents:
+            # As the session does: the answer follows at once and the caller hears both turns.
+            before = result
+            answer = self._step(self.agents)
+            result = Transition(
+                answer.state, _joined((*before.actions[:-1], *answer.actions)), before.outcome
+            )
+        self.transitions.append(result)
+        return result
+
+    def _step(self, event: Event) -> Transition:
         result = advance(self.state, event)
         check_transition(self.state, event, result)
         self.state = result.state
-        self.transitions.append(result)
         return result
 
     def run(self, events: Iterable[Event | str]) -> Transition:
@@ -230,6 +258,17 @@ class Call:
         return bool(self.actions) and self.actions[-1] == Transfer(m.AGENT_QUEUE)
 
 
+def _joined(actions: tuple[Action, ...]) -> tuple[Action, ...]:
+    """Plays in a row as one Play: what the caller hears across the two turns."""
+    out: list[Action] = []
+    for action in actions:
+        if out and isinstance(action, Play) and isinstance(out[-1], Play):
+            out[-1] = Play((*out[-1].prompts, *action.prompts))
+        else:
+            out.append(action)
+    return tuple(out)
+
+
 # --- walking the tree ------------------------------------------------------------------------
 
 WALK_EVENTS: tuple[Event, ...] = (
@@ -244,6 +283,9 @@ WALK_EVENTS: tuple[Event, ...] = (
     TicketCreated(TRACKING),
     TicketLookedUp(ticket(callback=MOBILE)),
     TicketLookedUp(ticket(callback=OTHER_MOBILE)),
+    AVAILABLE,
+    CLOSED,
+    CallbackFiled(7),
 )
 """What a breadth-first walk of the menus may do at each node: every key and every kind of
 valid answer, for a caller whose caller ID is MOBILE."""
@@ -256,8 +298,8 @@ def walk_tree(province: str = PROVINCE) -> dict[str, tuple[Event, ...]]:
     queue = deque([(start, ())])
     while queue:
         state, route = queue.popleft()
-        if isinstance(m.menus_for(province)[state.node], m.Transfer):
-            continue  # the call is with an agent: nothing more to explore
+        if isinstance(m.menus_for(province)[state.node], m.Transfer | m.Goodbye):
+            continue  # the call is with an agent, or over: nothing more to explore
         for event in WALK_EVENTS:
             after = advance(state, event).state
             if after.node not in routes:
@@ -268,6 +310,9 @@ def walk_tree(province: str = PROVINCE) -> dict[str, tuple[Event, ...]]:
 
 def call_at(node: str, routes: dict[str, tuple[Event, ...]], caller_id: str = MOBILE) -> Call:
     call = Call(caller_id)
-    call.run(routes[node])
+    route = routes[node]
+    call.agents = None  # the walk answered the checks itself
+    call.run(route)
+    call.agents = AVAILABLE
     assert call.node == node
     return call

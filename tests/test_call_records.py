@@ -119,7 +119,10 @@ def test_hash_alone_is_recorded_as_empty_and_silence_as_timeout(line: Line):
 def test_pressing_zero_is_recorded_as_a_transfer_the_caller_asked_for(line: Line):
     result = line.call(["0"])
     assert result.ended_by == "transfer"
-    assert line.steps(result)[-1] == ("main", "digits", "0", "transfer_requested")
+    assert line.steps(result)[-2:] == [
+        ("main", "digits", "0", "transfer_requested"),
+        ("agent.check", "agents_checked", None, "agents_available"),
+    ]
     row = line.row(result)
     assert (row["outcome"], row["ended_by"]) == ("transferred", "transferred")
 
@@ -128,10 +131,11 @@ def test_three_failures_are_recorded_with_the_node_they_happened_at(line: Line):
     result = line.call(["1", "3", "2", "2", "123", "0912", "1"])  # three bad callback numbers
     assert result.ended_by == "transfer"
     steps = line.steps(result)
-    assert steps[-3:] == [
+    assert steps[-4:] == [
         ("callback.enter", "digits", "3 digits", "invalid"),
         ("callback.enter", "digits", "4 digits", "invalid"),
         ("callback.enter", "digits", "1 digits", "transfer_after_failures"),
+        ("agent.check", "agents_checked", None, "agents_available"),
     ]
     assert TEXTS["retry.too_many_entries"] in "\n".join(result.transcript)
     assert line.row(result)["ended_by"] == "transferred"

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 
 import pytest
 from flow_helpers import (
+    AVAILABLE,
     CATALOG_IDS,
+    CLOSED,
     LANDLINE,
     MOBILE,
     NATIONAL_ID,
@@ -41,11 +43,15 @@ from ivr.flow.actions import (
     Play,
     Record,
     Recorded,
+    RequestCallback,
     Transfer,
 )
 from ivr.flow.events import (
+    AgentsChecked,
+    CallbackFiled,
     Digits,
     Hangup,
+    QueueLeft,
     RecordingFailed,
     RecordingFinished,
     SystemFailed,
@@ -54,10 +60,13 @@ from ivr.flow.events import (
     Timeout,
 )
 from ivr.flow.outcomes import EventKind, StepOutcome
+from ivr.identifiers import is_valid_callback_number
 from ivr.tickets.models import Status
 from ivr.tickets.tracking import is_valid_tracking, tracking_from_sequence
 
 MENUS = m.menus_for("qom")
+ENTERED = datetime(2024, 5, 15, 9, 12, 30, tzinfo=UTC)
+NOWRUZ_OPENING = datetime(2026, 3, 25, 4, 30, tzinfo=UTC)
 ROUTES = walk_tree()
 """The shortest way to each node of the tree, found by walking it (see flow_helpers)."""
 
@@ -96,15 +105,20 @@ CONTRACT_KEYS = {
     "summary": "12*",
     "registered": "10*",
     "followup.report": "10*",
+    "no_agent": "12*",
+    "recall.confirm_caller": "12*",
+    "recall.confirm_entered": "12*",
 }
 """The keys each menu takes, from the contract; every other key is invalid there."""
 
 REPEAT_KEYS = {node: ("1", "*") if node == "registered" else ("*",) for node in CONTRACT_KEYS}
 REPEAT_KEYS["followup.report"] = ("1",)
+REPEAT_KEYS["no_agent"] = ()  # its * is the main menu
 
 ENTRIES = {
     # node: (max digits, a wrong answer, the prompt that refuses it)
     "callback.enter": (11, "0912123456", "callback.invalid"),
+    "recall.enter": (11, "0912123456", "callback.invalid"),
     "nid": (10, "7731689957", "nid.invalid"),
     "followup.enter": (10, "1000000420", "followup.invalid"),
     "followup.verify": (4, "123", "followup.mismatch"),
@@ -122,6 +136,9 @@ def kind(node: str) -> type:
 
 INPUT_NODES = sorted(n for n in ROUTES if kind(n) in (m.Menu, m.Entry, m.Recorder))
 MENU_NODES = sorted(n for n in ROUTES if kind(n) is m.Menu)
+GOODBYE_NODES = frozenset(n for n in MENU_NODES if MENUS[n].gave_up is not None)
+"""Menus whose third failure ends the call politely (no agent could take it either)."""
+TO_AGENT_NODES = [n for n in INPUT_NODES if n not in GOODBYE_NODES]
 
 
 def own_actions(call: Call) -> tuple:
@@ -213,7 +230,8 @@ def retry_prompt(node: str, how: str) -> str:
 
 
 def test_walking_the_tree_reaches_every_node():
-    assert set(ROUTES) | {"callback"} == set(MENUS)
+    # Branches are passed through; the goodbye takes three failures (tested on its own).
+    assert set(ROUTES) | {"callback", "recall", "no_agent.goodbye"} == set(MENUS)
     assert kind("callback") is m.Branch  # a decision, never a place where the call waits
 
 
@@ -1147,7 +1165,7 @@ def test_a_failed_try_says_why_and_the_node_again(node, how):
     ],
     ids=["invalid", "timeout", "mixed-1", "mixed-2"],
 )
-@pytest.mark.parametrize("node", INPUT_NODES)
+@pytest.mark.parametrize("node", TO_AGENT_NODES)
 def test_three_failures_in_a_row_transfer_to_an_agent(node, pattern):
     call = call_at(node, ROUTES)
     operations_before = (call.created(), call.lookups())
@@ -1162,7 +1180,7 @@ def test_three_failures_in_a_row_transfer_to_an_agent(node, pattern):
     assert (call.created(), call.lookups()) == operations_before
 
 
-@pytest.mark.parametrize("node", MENU_NODES)
+@pytest.mark.parametrize("node", [n for n in MENU_NODES if REPEAT_KEYS[n]])
 def test_a_valid_key_resets_the_failure_count(node):
     call = call_at(node, ROUTES)
     fail(call, "invalid")
@@ -1231,7 +1249,7 @@ def test_zero_is_a_transfer_the_caller_asked_for(node):
 
 
 @pytest.mark.parametrize("how", ["invalid", "timeout"])
-@pytest.mark.parametrize("node", INPUT_NODES)
+@pytest.mark.parametrize("node", TO_AGENT_NODES)
 def test_two_failures_are_logged_as_such_and_the_third_as_a_transfer_after_failures(node, how):
     call = call_at(node, ROUTES)
     outcomes = [fail(call, how).outcome for _ in range(3)]
@@ -1244,7 +1262,9 @@ def test_two_failures_are_logged_as_such_and_the_third_as_a_transfer_after_failu
     assert outcomes == [failure, failure, StepOutcome.TRANSFER_AFTER_FAILURES]
 
 
-@pytest.mark.parametrize("node", [*MENU_NODES, *REQUIRED_ENTRIES])
+@pytest.mark.parametrize(
+    "node", [*(n for n in MENU_NODES if n not in GOODBYE_NODES), *REQUIRED_ENTRIES]
+)
 def test_hash_alone_is_logged_as_empty_not_as_a_timeout(node):
     call = call_at(node, ROUTES)
     expected = said_with(own_actions(call), "retry.no_input")
@@ -1496,6 +1516,7 @@ FOUND = [
 
 ENTRY_ANSWERS = {
     "callback.enter": [MOBILE, OTHER_MOBILE, LANDLINE, "۰۹۳۵۱۱۱۲۲۳۳", "0912123456", ""],
+    "recall.enter": [MOBILE, OTHER_MOBILE, "۰۹۳۵۱۱۱۲۲۳۳", "0912123456", ""],
     "nid": ["", "#", NATIONAL_ID, "7731689957", "۷۷۳۱۶۸۹۹۵۶"],
     "followup.enter": [TRACKING, tracking_from_sequence(999), "1000000420", ""],
     "followup.verify": ["2233", "4567", "3456", "0000", ""],
@@ -1527,10 +1548,17 @@ def sensible_event(rng: random.Random, node: str):
     return RecordingFinished(rng.choice([RECORDING, "/rec/b.wav", None]), rng.uniform(0, 40))
 
 
+AGENT_ANSWERS = (AVAILABLE, CLOSED, AgentsChecked(False), AgentsChecked(False, NOWRUZ_OPENING, 9))
+
+
 def random_event(rng: random.Random, call: Call):
     if kind(call.node) is m.Operation and rng.random() < 0.9:
         if call.node == "register":
             return TicketCreated(rng.choice([TRACKING, tracking_from_sequence(999), None]))
+        if call.node == "agent.check":
+            return rng.choice(AGENT_ANSWERS)
+        if call.node == "recall.request":
+            return CallbackFiled(rng.choice([1, None]))
         return TicketLookedUp(rng.choice(FOUND))
     roll = rng.random()
     if roll < 0.75:
@@ -1544,8 +1572,22 @@ def random_event(rng: random.Random, call: Call):
     if roll < 0.97:
         return RecordingFinished(rng.choice([RECORDING, None]), rng.uniform(0, 6))
     if roll < 0.99:
-        return rng.choice([TicketCreated(TRACKING), TicketLookedUp(rng.choice(FOUND))])
+        return rng.choice(
+            [
+                TicketCreated(TRACKING),
+                TicketLookedUp(rng.choice(FOUND)),
+                rng.choice(AGENT_ANSWERS),
+                CallbackFiled(2),
+                QueueLeft(rng.choice(["leave", "queue-full", "hangup", "redirected"])),
+            ]
+        )
     return Hangup()
+
+
+def random_call(rng: random.Random) -> Call:
+    """A new caller, or one the queue gives back (no agent, or the callback key)."""
+    resume = rng.choice([None, None, None, "no_agent", "callback"])
+    return Call(rng.choice(CALLER_IDS), agents=None, resume=resume, queue_entered_at=ENTERED)
 
 
 @pytest.mark.parametrize("seed", [1, 124, 2024, 98])
@@ -1553,11 +1595,12 @@ def test_random_walks_keep_the_invariants(seed):
     """Thousands of random events; Call.send checks purity, JSON round trip, catalogue ids and
     that every answer ends in exactly one wait or operation."""
     rng = random.Random(seed)
-    calls = tickets = lookups = 0
+    calls = tickets = lookups = callbacks = 0
     nodes_seen: set[str] = set()
-    call = Call(rng.choice(CALLER_IDS))
+    call = random_call(rng)
+    new_requests = 0
     proved = False  # the caller has keyed the last four digits of the looked-up ticket
-    for _ in range(2500):
+    for _ in range(8000):
         node, event = call.node, random_event(rng, call)
         call.send(event)
         nodes_seen.add(call.node)
@@ -1577,10 +1620,17 @@ def test_random_walks_keep_the_invariants(seed):
             if isinstance(action, LookupTicket):
                 assert is_valid_tracking(action.tracking)
                 lookups += 1
-        assert len(call.created()) <= 1
+            if isinstance(action, RequestCallback):
+                assert is_valid_callback_number(action.number) and action.province == "qom"
+                callbacks += 1
+        if node == "no_agent":  # nobody can answer: never straight back to the queue
+            assert not any(isinstance(a, Transfer) for a in call.actions)
+        if node in ("main", "no_agent") and call.node == "category":
+            new_requests += 1  # a new draft (one call may file several from "no agent")
+        assert len(call.created()) <= new_requests  # never two tickets from one draft
         if call.state.ended or (call.actions and isinstance(call.actions[-1], Transfer | HangUp)):
             calls += 1
-            call, proved = Call(rng.choice(CALLER_IDS)), False
+            call, proved, new_requests = random_call(rng), False, 0
     assert calls > 20
-    assert tickets > 5 and lookups > 5
-    assert nodes_seen == set(ROUTES)  # the walk went everywhere
+    assert tickets > 5 and lookups > 5 and callbacks > 5
+    assert nodes_seen >= set(ROUTES)  # the walk went everywhere (and to the goodbyes)

@@ -14,7 +14,13 @@ import pytest
 
 from ivr.flow import CallState, advance
 from ivr.flow import menus as m
-from ivr.flow.events import CallStarted, TicketCreated, TicketLookedUp
+from ivr.flow.events import (
+    AgentsChecked,
+    CallbackFiled,
+    CallStarted,
+    TicketCreated,
+    TicketLookedUp,
+)
 from ivr.flow.graph import RESULTS, flow_graph, to_dot, to_mermaid
 from ivr.prompts import load_catalog
 
@@ -83,7 +89,9 @@ def test_retry_timeout_and_failure_edges_for_every_node_that_waits() -> None:
     graph = flow_graph(PROVINCE, TEXTS)
     edges = set(dot_edges(to_dot(graph)))
     for name, node in tree.items():
-        third = (name, "agent", f"failure {m.MAX_FAILURES} in a row")
+        gave_up = getattr(node, "gave_up", None)
+        target = gave_up.target if gave_up else "agent.check"  # no_agent ends politely
+        third = (name, target, f"failure {m.MAX_FAILURES} in a row")
         if isinstance(node, m.Menu):
             assert {(name, name, "invalid key"), (name, name, "timeout 5 s"), third} <= edges
         elif isinstance(node, m.Entry):
@@ -118,6 +126,12 @@ def test_operation_edges_are_where_the_engine_sends_the_answers() -> None:
     missing = advance(lookup, TicketLookedUp(None)).state.node
     assert [target for _, target in RESULTS["lookup_ticket"]] == [same, other]
     assert missing == other
+    check = replace(start, node="agent.check")
+    answers = [AgentsChecked(True), AgentsChecked(False)]
+    targets = [advance(check, answer).state.node for answer in answers]
+    assert [target for _, target in RESULTS["check_agents"]] == targets
+    filed = advance(replace(start, node="recall.request"), CallbackFiled(1)).state.node
+    assert [target for _, target in RESULTS["request_callback"]] == [filed]
     operations = {n.operation for n in m.menus_for(PROVINCE).values() if isinstance(n, m.Operation)}
     assert operations == set(RESULTS)
 
@@ -137,8 +151,8 @@ def test_a_change_in_the_menu_data_changes_the_graph(monkeypatch: pytest.MonkeyP
     assert after != before
     edges = dot_edges(after)
     assert ("main", "followup.enter", "7") in edges
-    assert ("main", "agent", "0") not in edges
-    assert ("main", "agent", "0") in dot_edges(before)
+    assert ("main", "agent.check", "0") not in edges
+    assert ("main", "agent.check", "0") in dot_edges(before)
     assert ("survey", "main", "1") in edges
     assert "survey" in dot_nodes(after)
     assert 'n_main -->|"7"| n_followup_enter' in to_mermaid(flow_graph(PROVINCE, TEXTS))

@@ -76,6 +76,10 @@ def test_catalogue_has_exactly_the_fragments_the_rules_use(texts):
         | {f"ord.{n}" for n in range(1, 21)}
         | {"ord.30"}
         | {f"month.{n}" for n in range(1, 13)}
+        | {f"weekday.{n}" for n in range(7)}
+        | {f"hour.{n}" for n in range(24)}
+        | {f"hour.{n}-o" for n in range(24)}
+        | {"hour.minutes"}
     )
     assert set(texts) == expected
 

@@ -72,6 +72,34 @@ class LookupTicket:
     tracking: str
 
 
-Action = Play | Gather | Record | Transfer | HangUp | CreateTicket | LookupTicket
+@dataclass(frozen=True)
+class CheckAgents:
+    """Can agents answer this call now (their hours; where the PBX says, someone free)?"""
+
+    province: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class RequestCallback:
+    """File a callback for ``number``; ``entered_at`` (ISO, UTC) keeps the caller's place in
+    the queue they left, None means now (a request from the "no agent" menu)."""
+
+    number: str
+    province: str
+    entered_at: str | None
+
+
+Action = (
+    Play
+    | Gather
+    | Record
+    | Transfer
+    | HangUp
+    | CreateTicket
+    | LookupTicket
+    | CheckAgents
+    | RequestCallback
+)
 WAITS = (Gather, Record, Transfer, HangUp)
-OPERATIONS = (CreateTicket, LookupTicket)
+OPERATIONS = (CreateTicket, LookupTicket, CheckAgents, RequestCallback)

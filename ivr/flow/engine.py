@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from ivr import speech
-from ivr.clock import tehran_date
+from ivr.clock import TEHRAN, tehran_date
 from ivr.flow import actions as act
 from ivr.flow import menus as m
 from ivr.flow.events import (
+    AgentsChecked,
+    CallbackFiled,
     CallStarted,
     Digits,
     Event,
     Hangup,
+    QueueLeft,
     RecordingFailed,
     RecordingFinished,
     SystemFailed,
@@ -67,8 +71,18 @@ def _start(event: CallStarted) -> Transition:
         province=event.province,
         caller_id=event.caller_id,
         caller_number=caller,
+        queue_entered_at=_iso(event.queue_entered_at),
     )
+    # A call the queue gives back is not greeted again: it goes on where the queue left it.
+    if event.resume == "callback":
+        return _enter(state, "recall", (), StepOutcome.QUEUE_LEFT)
+    if event.resume == "no_agent":
+        return _enter(replace(state, queue_refused=True), "agent.check", (), StepOutcome.STARTED)
     return _enter(state, "main", ("greeting",), StepOutcome.STARTED)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 def unavailable(state: CallState) -> Transition:
@@ -133,13 +147,18 @@ def _enter(state: CallState, name: str, prefix: tuple, outcome: StepOutcome) -> 
         case m.Recorder():
             return Transition(state, (act.Play(said), act.Record(m.RECORD_MAX_S, "#")), outcome)
         case m.Transfer():
-            # The transfer's cause is its outcome: asked for, unless failures brought it here.
-            cause = outcome if outcome in TRANSFERS else StepOutcome.TRANSFER_REQUESTED
+            # The transfer's cause is its outcome: asked for, unless failures brought it here
+            # (the key or failure's step says which; the check's step says agents can answer).
+            cause = outcome if outcome in _TRANSFER_STEPS else StepOutcome.TRANSFER_REQUESTED
             return Transition(state, (act.Play(said), act.Transfer(node.queue)), cause)
+        case m.Goodbye():
+            return Transition(state, (act.Play(said), act.HangUp()), outcome)
         case m.Branch():
             go = node.yes if TESTS[node.test](state) else node.no
-            return _follow(state, go, "", prefix)
+            return _follow(state, go, "", prefix, outcome)
         case m.Operation():
+            if node.operation == "check_agents" and outcome is StepOutcome.OK:
+                outcome = StepOutcome.TRANSFER_REQUESTED  # the caller asked for a person
             operation = OPERATIONS[node.operation](state)
             plays = (act.Play(prefix),) if prefix else ()
             return Transition(state, (*plays, operation), outcome)
@@ -152,6 +171,12 @@ def _fail(state: CallState, prompt: str, outcome: StepOutcome) -> Transition:
     failures = state.failures + 1
     if failures >= m.MAX_FAILURES:
         node = m.menus_for(state.province)[state.node]
+        if isinstance(node, m.Menu) and node.gave_up is not None:
+            # Agents cannot take this call either: end it politely rather than loop.
+            said = (m.GAVE_UP_PROMPTS[outcome],)
+            return _enter(
+                replace(state, failures=0), node.gave_up.target, said, StepOutcome.GAVE_UP
+            )
         refused = outcome in (StepOutcome.INVALID, StepOutcome.REJECTED)
         gave_up = (
             node.gave_up_prompt
@@ -159,7 +184,10 @@ def _fail(state: CallState, prompt: str, outcome: StepOutcome) -> Transition:
             else m.GAVE_UP_PROMPTS[outcome]
         )
         return _enter(
-            replace(state, failures=0), "agent", (gave_up,), StepOutcome.TRANSFER_AFTER_FAILURES
+            replace(state, failures=0),
+            "agent.check",
+            (gave_up,),
+            StepOutcome.TRANSFER_AFTER_FAILURES,
         )
     return _enter(replace(state, failures=failures), state.node, (prompt,), outcome)
 
@@ -218,13 +246,48 @@ def _on_operation(state: CallState, node: m.Operation, event: Event) -> Transiti
         if info and state.caller_number and state.caller_number == info.callback_number:
             return _enter(state, "followup.report", (), StepOutcome.VERIFIED_BY_CALLER_ID)
         return _enter(state, "followup.verify", (), StepOutcome.NEEDS_VERIFICATION)
+    if node.operation == "check_agents" and isinstance(event, AgentsChecked):
+        if event.available and not state.queue_refused:
+            return _enter(state, "agent", (), StepOutcome.AGENTS_AVAILABLE)
+        closed = replace(
+            state,
+            next_opening=_iso(event.next_opening),
+            opening_in_days=event.opening_in_days,
+        )
+        return _enter(closed, "no_agent", (), StepOutcome.NO_AGENT)
+    if node.operation == "request_callback" and isinstance(event, CallbackFiled):
+        # The callback service holds the number now: the call's state keeps none of it.
+        filed = replace(state, callback=None, pending_callback=None)
+        return _enter(filed, "recall.filed", (), StepOutcome.CALLBACK_FILED)
     # Never re-issue an operation on a stray event: a ticket must not be created twice.
     return Transition(state, (), StepOutcome.IGNORED)
 
 
 def _on_transfer(state: CallState, node: m.Transfer, event: Event) -> Transition:
-    """The caller is in the agents' queue: the menus have nothing more to say."""
+    """The caller is in the agents' queue: the menus have nothing more to say, unless the
+    queue gives the caller back (Twilio's ``<Enqueue action>``)."""
+    if not isinstance(event, QueueLeft):
+        return Transition(state, (), StepOutcome.IGNORED)
+    if event.result == "leave":  # the callback key: keep the place of this queue entry
+        left = replace(state, queue_entered_at=_iso(event.entered_at) or state.queue_entered_at)
+        return _enter(left, "recall", (), StepOutcome.QUEUE_LEFT)
+    if event.result in QUEUE_REFUSED:
+        return _enter(replace(state, queue_refused=True), "agent.check", (), StepOutcome.NO_AGENT)
+    if event.result in QUEUE_OVER:
+        return Transition(replace(state, ended=True), (act.HangUp(),), StepOutcome.HANGUP)
     return Transition(state, (), StepOutcome.IGNORED)
+
+
+def _on_goodbye(state: CallState, node: m.Goodbye, event: Event) -> Transition:
+    """The IVR has said goodbye and hung up: nothing more to say."""
+    return Transition(state, (), StepOutcome.IGNORED)
+
+
+QUEUE_REFUSED = frozenset({"queue-full", "error", "system-error"})
+"""Twilio's QueueResults that mean nobody could take the caller: the "no agent" branch."""
+QUEUE_OVER = frozenset({"bridged", "hangup"})
+"""The call is over for the IVR: an agent had it, or the caller hung up."""
+_TRANSFER_STEPS = TRANSFERS | {StepOutcome.AGENTS_AVAILABLE}
 
 
 _HANDLERS: dict[type, Callable[..., Transition]] = {
@@ -233,6 +296,7 @@ _HANDLERS: dict[type, Callable[..., Transition]] = {
     m.Entry: _on_entry,
     m.Recorder: _on_recorder,
     m.Operation: _on_operation,
+    m.Goodbye: _on_goodbye,
 }
 
 
@@ -278,6 +342,10 @@ OPERATIONS: dict[str, Callable[[CallState], act.Action]] = {
         national_id=s.national_id,
     ),
     "lookup_ticket": lambda s: act.LookupTicket(s.tracking or ""),
+    "check_agents": lambda s: act.CheckAgents(s.province, s.channel),
+    "request_callback": lambda s: act.RequestCallback(
+        s.callback or "", s.province, s.queue_entered_at
+    ),
 }
 
 
@@ -323,6 +391,20 @@ def _place(state: CallState) -> list[act.Audio]:
     return [f"place.{state.province}.{state.place}"] if state.place else []
 
 
+def _no_agent(state: CallState) -> list[act.Audio]:
+    """Why nobody answers and, outside the agents' hours, when they do («شنبه ساعت هشت»)."""
+    if not state.next_opening:
+        return ["no_agent.busy"]
+    opening = datetime.fromisoformat(state.next_opening).astimezone(TEHRAN)
+    with_date = state.opening_in_days >= speech.WEEK_DAYS
+    return [
+        "no_agent.closed",
+        "no_agent.opens",
+        *speech.opening_fragments(opening, with_date=with_date),
+        "no_agent.opens_end",
+    ]
+
+
 SLOTS: dict[str, Callable[[CallState], list[act.Audio]]] = {
     "caller_digits": lambda s: _phone(s.caller_number),
     "pending_callback_digits": lambda s: _phone(s.pending_callback),
@@ -331,6 +413,7 @@ SLOTS: dict[str, Callable[[CallState], list[act.Audio]]] = {
     "recording": lambda s: [act.Recorded(s.recording_path)] if s.recording_path else [],
     "registered": _registered,
     "ticket_report": _ticket_report,
+    "no_agent": _no_agent,
 }
 
 

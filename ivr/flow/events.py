@@ -16,6 +16,11 @@ class CallStarted:
     called: str | None
     channel: str
     province: str
+    resume: str | None = None
+    """A call the agents' queue gave back (``ivr.flow.resume.ReturnReason``): ``no_agent`` or
+    ``callback``; None for a new call."""
+    queue_entered_at: datetime | None = None
+    """When the caller joined the queue they come back from (UTC): a callback keeps it."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,38 @@ class TicketLookedUp:
     ticket: TicketInfo | None
 
 
+@dataclass(frozen=True)
+class AgentsChecked:
+    """Whether agents can answer now; when not, ``next_opening`` says when (aware UTC), or None
+    when they are inside their hours but nobody is free to answer."""
+
+    kind: ClassVar[EventKind] = EventKind.AGENTS_CHECKED
+    available: bool
+    next_opening: datetime | None = None
+    opening_in_days: int = 0
+    """Calendar days (Tehran) from the check to the next opening: from 7 on, the weekday alone
+    would be ambiguous, so its date is said too."""
+
+
+@dataclass(frozen=True)
+class CallbackFiled:
+    """The callback service holds a pending callback for the caller's number."""
+
+    kind: ClassVar[EventKind] = EventKind.CALLBACK_FILED
+    callback_id: int | None
+
+
+@dataclass(frozen=True)
+class QueueLeft:
+    """The caller left the agents' queue without an agent (Twilio's QueueResult)."""
+
+    kind: ClassVar[EventKind] = EventKind.QUEUE_LEFT
+    result: str
+    """``leave`` (the callback key), ``queue-full``, ``error``, ``system-error``, ``hangup``,
+    ``bridged``, ``redirected``."""
+    entered_at: datetime | None = None
+
+
 Event = (
     CallStarted
     | Digits
@@ -99,4 +136,7 @@ Event = (
     | SystemFailed
     | TicketCreated
     | TicketLookedUp
+    | AgentsChecked
+    | CallbackFiled
+    | QueueLeft
 )

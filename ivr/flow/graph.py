@@ -21,10 +21,15 @@ RESULTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("caller ID = callback number", "followup.report"),
         ("otherwise (or no such ticket)", "followup.verify"),
     ),
+    "check_agents": (
+        ("agents answer now", "agent"),
+        ("outside hours, nobody logged in, queue gave the call back", "no_agent"),
+    ),
+    "request_callback": (("callback filed", "recall.filed"),),
 }
 """Where each ticket operation's answer leads (``engine._on_operation``)."""
 
-FAILURE_TARGET = "agent"
+FAILURE_TARGET = "agent.check"
 """Where the third failure in a row sends the caller (``engine._fail``)."""
 
 NO_INPUT_PROMPT = "retry.no_input"
@@ -81,7 +86,14 @@ def flow_graph(province: str, texts: Mapping[str, str]) -> FlowGraph:
                 nodes.append(GraphNode(name, "menu", say))
                 for key, go in node.choices.items():
                     edges.append(_go(name, go, key, "key", texts))
-                edges += _failures(name, texts, INVALID_KEY_PROMPT, "invalid key", timeout=True)
+                edges += _failures(
+                    name,
+                    texts,
+                    INVALID_KEY_PROMPT,
+                    "invalid key",
+                    timeout=True,
+                    third=node.gave_up.target if node.gave_up else FAILURE_TARGET,
+                )
             case menus.Entry():
                 optional = ", # alone skips" if node.on_empty else ""
                 detail = f"up to {node.max_digits} digits and #{optional}; check: {node.check}"
@@ -107,6 +119,10 @@ def flow_graph(province: str, texts: Mapping[str, str]) -> FlowGraph:
                     edges.append(GraphEdge(name, target, label, "result"))
             case menus.Transfer():
                 nodes.append(GraphNode(name, "transfer", say, f"queue {node.queue}"))
+                label = "Twilio: left with key 1"
+                edges.append(GraphEdge(name, "recall", label, "result"))
+            case menus.Goodbye():
+                nodes.append(GraphNode(name, "goodbye", say, "then hangs up"))
     return FlowGraph(province, tuple(nodes), tuple(edges))
 
 
@@ -123,13 +139,14 @@ def _failures(
     *,
     kind: str = "invalid",
     timeout: bool = False,
+    third: str = FAILURE_TARGET,
 ) -> list[GraphEdge]:
     edges = [GraphEdge(name, name, label, kind, _text(prompt, texts))]
     if timeout:
         silence = f"timeout {menus.MENU_TIMEOUT_S} s"
         edges.append(GraphEdge(name, name, silence, "timeout", _text(NO_INPUT_PROMPT, texts)))
-    third = f"failure {menus.MAX_FAILURES} in a row"
-    edges.append(GraphEdge(name, FAILURE_TARGET, third, "too_many", _text(TOO_MANY_PROMPT, texts)))
+    label = f"failure {menus.MAX_FAILURES} in a row"
+    edges.append(GraphEdge(name, third, label, "too_many", _text(TOO_MANY_PROMPT, texts)))
     return edges
 
 
@@ -152,6 +169,7 @@ _FILL = {
     "branch": "#eeeeee",
     "operation": "#e6f6ea",
     "transfer": "#efe6fa",
+    "goodbye": "#f0f0f0",
 }
 _SHAPE = {"branch": "diamond", "operation": "component"}
 

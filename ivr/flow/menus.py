@@ -50,7 +50,7 @@ class Go:
     """Where a key (or a valid entry) leads, and what it sets on the way."""
 
     target: str
-    sets: tuple[tuple[str, str | None], ...] = ()
+    sets: tuple[tuple[str, str | bool | None], ...] = ()
     effect: str | None = None
     """A named state change in ``engine.EFFECTS`` that needs the digits or the call's data."""
     say: tuple[Part, ...] = ()
@@ -65,6 +65,9 @@ REPEAT = Go("")
 class Menu:
     prompts: tuple[Part, ...]
     choices: dict[str, Go]
+    gave_up: Go | None = None
+    """Where the third failure in a row leads when an agent cannot take the call either (the
+    "no agent" menu): said after the failure's own prompt. None: to the agents, as everywhere."""
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,17 @@ class Transfer:
     queue: str = AGENT_QUEUE
 
 
-Node = Menu | Entry | Recorder | Branch | Operation | Transfer
+@dataclass(frozen=True)
+class Goodbye:
+    """The IVR's last words: the prompts, then it hangs up."""
 
-AGENT = Go("agent")
+    prompts: tuple[Part, ...]
+
+
+Node = Menu | Entry | Recorder | Branch | Operation | Transfer | Goodbye
+
+AGENT = Go("agent.check")
+"""Every way to a person asks first whether one can answer now (``agent.check``)."""
 DRAFT_FIELDS = (
     "category",
     "place",
@@ -244,5 +255,44 @@ def _menus(folder: Path, province_code: str) -> dict[str, Node]:
             (Slot("ticket_report"), "followup.menu"),
             {"1": REPEAT, "0": AGENT, "*": Go("main")},
         ),
+        # To a person: asked first whether agents answer now (their hours, someone logged in);
+        # if not, when they do, a new request or a callback at the next opening.
+        "agent.check": Operation("check_agents"),
         "agent": Transfer(("agent.transfer",)),
+        "no_agent": Menu(
+            (Slot("no_agent"), "no_agent.menu"),
+            {"1": Go("category", sets=CLEAR_DRAFT), "2": Go("recall"), "*": Go("main")},
+            gave_up=Go("no_agent.goodbye"),
+        ),
+        "no_agent.goodbye": Goodbye(("no_agent.goodbye",)),
+        # A callback (key 1 in the queue, or 2 in the "no agent" menu): the number is confirmed
+        # exactly as for a new request, then filed with the caller's place in the queue.
+        "recall": Branch(
+            "caller_id_usable", yes=Go("recall.confirm_caller"), no=Go("recall.enter")
+        ),
+        "recall.confirm_caller": Menu(
+            ("callback.your_number", Slot("caller_digits"), *confirm),
+            {
+                "1": Go("recall.request", effect="accept_caller_id"),
+                "2": Go("recall.enter"),
+                "*": REPEAT,
+            },
+        ),
+        "recall.enter": Entry(
+            ("callback.enter",),
+            11,
+            "callback_number",
+            "callback.invalid",
+            on_valid=Go("recall.confirm_entered", effect="hold_callback"),
+        ),
+        "recall.confirm_entered": Menu(
+            ("callback.entered", Slot("pending_callback_digits"), *confirm),
+            {
+                "1": Go("recall.request", effect="accept_callback"),
+                "2": Go("recall.enter"),
+                "*": REPEAT,
+            },
+        ),
+        "recall.request": Operation("request_callback"),
+        "recall.filed": Goodbye(("recall.filed",)),
     }

@@ -32,6 +32,15 @@ class CallState:
     tracking: str | None = None
     ticket: dict[str, Any] | None = None
     """The ticket a follow-up looked up (never spoken before the caller is verified)."""
+    queue_entered_at: str | None = None
+    """When the caller joined the agents' queue (ISO, UTC): a callback keeps this place."""
+    queue_refused: bool = False
+    """The queue gave this call back (nobody could answer): agents are not available."""
+    next_opening: str | None = None
+    """When agents answer next (ISO, UTC), for the "no agent" menu; None: inside their hours
+    but nobody free."""
+    opening_in_days: int = 0
+    """How many days ahead of the check the next opening is (its date is said from 7 on)."""
     ended: bool = False
 
     def without_personal_data(self) -> CallState:

@@ -488,12 +488,14 @@ def test_wrong_keys_and_silence_are_retried_then_the_caller_reaches_an_agent(
     )
     row = controller.call_row(caller.uniqueid, lambda r: r["queue_outcome"] is not None)
     assert row["outcome"] == "transferred" and row["ended_by"] == "transferred"
-    last = controller.sql(
+    checked, last = controller.sql(
         "SELECT node, event, key, outcome FROM call_step WHERE call_id = ? ORDER BY id DESC",
         row["id"],
-    )[0]
-    # The third failure, # alone, is "empty" (not silence) and the transfer's cause.
+    )[:2]
+    # The third failure, # alone, is "empty" (not silence) and the transfer's cause; then the
+    # agents were checked (always open in tests) and the caller queued.
     assert tuple(last) == ("followup.enter", "digits", "0 digits", "transfer_after_failures")
+    assert tuple(checked) == ("agent.check", "agents_checked", None, "agents_available")
 
 
 @pytest.mark.parametrize(

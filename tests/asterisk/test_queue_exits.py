@@ -197,12 +197,13 @@ def run_cli(pbx: TestPbx, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_ivr_takes_a_call_back_from_the_queue_as_a_new_call_for_now(
+def test_a_caller_pressing_0_with_no_agent_logged_in_hears_the_no_agent_menu(
     pbx: TestPbx, ami: AmiClient, prompts_built, tmp_path: Path, monkeypatch
 ):
-    # The production handler (ivr serve's) on the second AGI of a call the queue gave back:
-    # it reads the marker, hands it to the session, and (the flow has no "no agent" nodes yet)
-    # greets the caller as a new call.
+    # The production handler (ivr serve's) on the second AGI of a call the queue gave back
+    # (JOINEMPTY: nobody logged in): it reads the marker, hands it to the session, and the
+    # caller hears that nobody can answer and the "no agent" menu, not the greeting, not
+    # silence, not a hang-up.
     from ivr.services import build_services
     from ivr.session import CallSession
     from ivr.settings import Settings
@@ -236,7 +237,13 @@ def test_the_ivr_takes_a_call_back_from_the_queue_as_a_new_call_for_now(
             "AGIExecStart",
             timeout=15,
             Uniqueid=caller.ivr_uniqueid,
-            where=lambda e: "ivr124/greeting" in e.get("Command"),
+            where=lambda e: "ivr124/no_agent-busy" in e.get("Command"),
+        )
+        events.get(
+            "AGIExecStart",
+            timeout=15,
+            Uniqueid=caller.ivr_uniqueid,
+            where=lambda e: "ivr124/no_agent-menu" in e.get("Command"),
         )
         caller.hang_up()
     assert len(started) == 1
