@@ -242,7 +242,7 @@ def test_record_file_writes_a_wav_the_host_can_read(agi, ami, dial, pbx):
     assert error is None, error
     timed = results["timeout"]
     assert timed.ended_by == "timeout" and timed.digit == ""
-    assert 1.5 < timed.seconds < 2.5
+    assert 1.0 < timed.seconds < 3.0  # about the 2 s timeout; a loaded machine loses frames
     by_key = results["dtmf"]
     assert by_key.ended_by == "dtmf" and by_key.digit == "#"
     assert 0.5 < by_key.seconds < 3.0
