@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.pool import NullPool
 
 PG_URL = os.environ.get("IVR_TEST_POSTGRES_URL", "")
@@ -76,10 +79,10 @@ def _sweep(admin: Engine) -> None:
     _swept = True
     with admin.connect() as c:
         names = c.execute(text("SELECT datname FROM pg_database")).scalars().all()
-        for name in names:
-            match = _NAME.match(name)
-            if match and not _pid_alive(int(match.group(1))):
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for name in names:
+        match = _NAME.match(name)
+        if match and not _pid_alive(int(match.group(1))):
+            _drop(admin, name, tries=1)
 
 
 @contextmanager
@@ -95,10 +98,26 @@ def scratch_database() -> Iterator[str]:
         try:
             yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
         finally:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            _drop(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop(admin: Engine, name: str, tries: int = 20) -> None:
+    """Drop a scratch database. FORCE cannot end a server process of another role (an autovacuum
+    worker that started on the busy new database), so wait for it a little; if it is still there
+    the next run's sweep drops the database, and the test has not failed."""
+    for attempt in range(tries):
+        try:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError as error:  # InsufficientPrivilege: a process we may not end
+            if attempt == tries - 1:
+                message = f"scratch database {name} left for the next sweep: {error.orig}"
+                warnings.warn(message, stacklevel=2)
+                return
+            time.sleep(0.5)
 
 
 def sqlite_url(directory: Path) -> str:

@@ -68,7 +68,8 @@ def test_call_reaches_the_handler_with_its_environment(agi, ami, dial):
 
 
 def test_stream_plays_stock_and_installed_sounds(agi, pbx, dial):
-    # Where `ivr prompts install --asterisk` puts prompts: sounds/fa/ivr124/ in the root.
+    # Where `ivr prompts install --asterisk` puts prompts: sounds/fa/ivr124/ in the root. (Not
+    # digits/1: the queue sounds install a Persian fa/digits/1.wav, rightly played instead.)
     tone = f"test-tone-{os.getpid()}"
     tone_path = pbx.sounds_dir / "fa" / "ivr124" / f"{tone}.wav"
     write_tone(tone_path, seconds=1.0)
@@ -77,7 +78,7 @@ def test_stream_plays_stock_and_installed_sounds(agi, pbx, dial):
     missing: list[str] = []
 
     def handler(call: AgiCall) -> None:
-        for name in ("digits/1", f"ivr124/{tone}"):
+        for name in ("vm-goodbye", f"ivr124/{tone}"):
             start = time.monotonic()
             keys[name] = call.stream([name], "")
             timings[name] = time.monotonic() - start
@@ -91,9 +92,10 @@ def test_stream_plays_stock_and_installed_sounds(agi, pbx, dial):
         tone_path.unlink()
     assert error is None, error
     assert missing == []
-    assert keys == {"digits/1": "", f"ivr124/{tone}": ""}
-    # digits/1.gsm lasts about 0.9 s and our tone 1 s: they were played, not skipped.
-    assert 0.6 < timings["digits/1"] < 3.0
+    assert keys == {"vm-goodbye": "", f"ivr124/{tone}": ""}
+    # vm-goodbye.gsm (stock, never overridden in fa/) lasts about 0.9 s and our tone 1 s: they
+    # were played, not skipped.
+    assert 0.6 < timings["vm-goodbye"] < 3.0
     assert 0.8 < timings[f"ivr124/{tone}"] < 3.0
 
 
