@@ -56,7 +56,7 @@ class Verb:
         )  # fmt: skip
         for key, value in shown:
             out.append(f' {key}="{value.translate(_ATTRIBUTE)}"')
-        if self._text is None and not self._children:
+        if not self._text and not self._children:
             out.append(" />")
             return
         out.append(">")
