@@ -34,13 +34,13 @@ class StartupError(Exception):
 
 
 def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) -> None:
+    # Refuses a schema it does not know; an unreachable database is no reason to refuse
+    # callers: their tickets are spooled until it is back.
+    services = build_services(settings, outage_ok=True)
     try:
         check_signing_key(settings)
     except SigningKeyMissing as error:
         raise StartupError(str(error)) from None
-    # Refuses a schema it does not know; an unreachable database is no reason to refuse
-    # callers: their tickets are spooled until it is back.
-    services = build_services(settings, outage_ok=True)
     web_socket = bind_web(host, port)
     try:
         agi = agi_server(services, settings)  # Asterisk's calls, beside Twilio's webhooks
