@@ -6,6 +6,11 @@ N simulated inbound calls run concurrently (asyncio + httpx), each signed like T
     voice → 1 (new) → 1 (industry) → 1 (Shokouhieh) → recorded (RecordingUrl on a local file
     server) → 2 (confirm) → 1 (caller ID) → # (no national ID) → 1 (register) → status completed
 
+Each request goes to the URL the last answer named, ``?turn=N`` included, as Twilio does; the
+recording is served where Twilio's API keeps one (``IVR_TWILIO_API_BASE`` points there). The
+run is on SQLite, then on PostgreSQL too when ``--postgres-url`` (or
+``$IVR_TEST_POSTGRES_URL``) names a database, with the ratio of their per-turn CPU.
+
 Every turn's latency is measured and each answer checked (the right prompt came back). Then the
 same number of requests goes to ``POST /twiml/ping`` — TwiML with no session, no database — with
 the same concurrency: the floor of the web stack. Both are printed, with their ratio.
@@ -50,6 +55,7 @@ from twilio.request_validator import RequestValidator
 
 CALLER = "+989121234567"
 ACCOUNT_SID = "AC" + "0" * 32
+RECORDINGS = f"2010-04-01/Accounts/{ACCOUNT_SID}/Recordings"
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,8 @@ class Caller:
         self.validator = validator
         self.call_sid = "CA" + secrets.token_hex(16)
         self.status = "ringing"
+        self.turn: str | None = None
+        """The turn the last answer's webhook URLs named (``?turn=N``), sent back as Twilio does."""
 
     def request(self, path: str, extra: dict[str, str]) -> tuple[str, dict[str, str], dict]:
         params = {
@@ -148,6 +156,8 @@ class Caller:
             "To": "124",
         } | extra
         url = self.base_url + path
+        if self.turn is not None and path in TURN_PATHS:
+            url += f"?turn={self.turn}"
         if "RecordingUrl" in extra:
             params["RecordingSid"] = "RE" + secrets.token_hex(16)
         headers = {
@@ -157,6 +167,8 @@ class Caller:
         return url, params, headers
 
 
+TURN = re.compile(r"/twilio/(?:gather|recorded|timeout)\?turn=(\d+)")
+TURN_PATHS = ("/twilio/gather", "/twilio/recorded", "/twilio/timeout")
 TRACKING_SPAN = re.compile(r"registered-done\.wav</Play>(.*?)registered-repeat\.wav", re.S)
 DIGIT = re.compile(r"/num-(\d)\.wav")
 
@@ -192,6 +204,8 @@ async def one_call(
         phase.latencies.append(elapsed)
         phase.by_step.setdefault(step.label, []).append(elapsed)
         caller.status = "in-progress"
+        turn = TURN.search(reply.text)
+        caller.turn = turn.group(1) if turn else caller.turn
         span = TRACKING_SPAN.search(reply.text)
         if span:
             phase.trackings.add("".join(DIGIT.findall(span.group(1))))
@@ -332,6 +346,7 @@ class Served:
     db_path: Path | None
     log_path: Path | None
     pid: int | None = None
+    database_url: str = ""
 
     def cpu_seconds(self) -> float | None:
         """The server's user + system CPU time so far (Linux /proc), None if unknown."""
@@ -345,15 +360,20 @@ class Served:
 
 
 @contextmanager
-def ivr_server(work: Path) -> Iterator[Served]:
-    """``ivr db upgrade`` and ``ivr serve`` on a temporary storage directory."""
-    storage = work / "storage"
+def ivr_server(work: Path, api_base: str, database_url: str = "") -> Iterator[Served]:
+    """``ivr db upgrade`` and ``ivr serve`` on a temporary storage directory (and SQLite in it,
+    unless ``database_url`` names a PostgreSQL database), fetching recordings from
+    ``api_base`` as it would from Twilio's API."""
+    storage = work / ("storage-pg" if database_url else "storage")
     token = secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env |= {
         "IVR_STORAGE_DIR": str(storage),
-        "IVR_DATABASE_URL": "",
+        "IVR_DATABASE_URL": database_url,
         "IVR_TWILIO_AUTH_TOKEN": token,
+        "IVR_TWILIO_API_BASE": api_base,
+        "IVR_SECRET_KEY": secrets.token_hex(16),
+        "IVR_SCHEDULER_ENABLED": "false",
     }
     subprocess.run([ivr_command(), "db", "upgrade"], env=env, check=True, capture_output=True)
     port = free_port()
@@ -369,16 +389,19 @@ def ivr_server(work: Path) -> Iterator[Served]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(f"{base_url}/healthz", process)
-        yield Served(base_url, token, storage / "ivr.db", log_path, process.pid)
+        db_path = None if database_url else storage / "ivr.db"
+        yield Served(base_url, token, db_path, log_path, process.pid, database_url)
     finally:
         stop(process)
 
 
 @contextmanager
 def recording_server(work: Path) -> Iterator[str]:
-    """A 3 s 8 kHz WAV on a static file server in its own process; yields its URL."""
-    folder = work / "audio"
-    folder.mkdir()
+    """A 3 s 8 kHz WAV on a static file server in its own process, where Twilio's API keeps a
+    recording; yields its URL (the server's base is what ``IVR_TWILIO_API_BASE`` is set to)."""
+    root = work / "audio"
+    folder = root / RECORDINGS
+    folder.mkdir(parents=True)
     rate = 8000
     with wave.open(str(folder / "description.wav"), "wb") as out:
         out.setnchannels(1)
@@ -393,12 +416,12 @@ def recording_server(work: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=folder,
+        cwd=root,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}/description.wav"
+    url = f"http://127.0.0.1:{port}/{RECORDINGS}/description.wav"
     try:
         wait_healthy(url, process)
         yield url
@@ -469,6 +492,12 @@ def main(argv: list[str] | None = None) -> int:
         default=120.0,
         help="time limit of each phase; unfinished calls are cancelled (default 120)",
     )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("IVR_TEST_POSTGRES_URL", ""),
+        help="also run on this PostgreSQL database (default: $IVR_TEST_POSTGRES_URL; it is "
+        "upgraded and gets the tickets); the report compares its per-turn cost with SQLite's",
+    )
     args = parser.parse_args(argv)
     if args.calls < 1 or args.concurrency < 1 or args.max_seconds <= 0:
         parser.error("--calls, --concurrency and --max-seconds must be positive")
@@ -484,15 +513,32 @@ def main(argv: list[str] | None = None) -> int:
             if args.base_url:
                 served = Served(args.base_url.rstrip("/"), token, None, None)
                 return report(served, recording_url, args)
-            with ivr_server(work) as served:
-                code = report(served, recording_url, args)
-                if code == 1 and served.log_path is not None:
-                    print("--- ivr serve log (tail) ---")
-                    print(served.log_path.read_text(errors="replace")[-3000:])
-                return code
+            api_base = recording_url.split("/2010-04-01/")[0]
+            codes, per_turn = [], {}
+            backends = [("SQLite", "")] + (
+                [("PostgreSQL", args.postgres_url)] if args.postgres_url else []
+            )
+            for name, url in backends:
+                print(f"=== {name} ===")
+                with ivr_server(work, api_base, url) as served:
+                    code = report(served, recording_url, args, per_turn, name)
+                    if code == 1 and served.log_path is not None:
+                        print("--- ivr serve log (tail) ---")
+                        print(served.log_path.read_text(errors="replace")[-3000:])
+                    codes.append(code)
+            if "SQLite" in per_turn and "PostgreSQL" in per_turn:
+                ratio = per_turn["PostgreSQL"] / per_turn["SQLite"]
+                print(f"PostgreSQL's server CPU per call turn is {ratio:.2f}× SQLite's")
+            return max(codes)
 
 
-def report(served: Served, recording_url: str, args: argparse.Namespace) -> int:
+def report(
+    served: Served,
+    recording_url: str,
+    args: argparse.Namespace,
+    per_turn: dict[str, float] | None = None,
+    backend: str = "",
+) -> int:
     print(
         f"server {served.base_url}: {args.calls} calls × 10 turns, concurrency "
         f"{args.concurrency}, ≤ {args.max_seconds:.0f} s per phase, {os.cpu_count()} CPUs"
@@ -521,6 +567,8 @@ def report(served: Served, recording_url: str, args: argparse.Namespace) -> int:
     if served.db_path is not None:
         with sqlite3.connect(f"file:{served.db_path}?mode=ro", uri=True) as db:
             print(f", {db.execute('SELECT count(*) FROM ticket').fetchone()[0]} in the database")
+    elif served.database_url:
+        print(" (PostgreSQL: tickets of earlier runs are in the same database)")
     else:
         print()
     if flow.rate and ping.rate:
@@ -531,6 +579,13 @@ def report(served: Served, recording_url: str, args: argparse.Namespace) -> int:
     if flow.server_cpu and ping.server_cpu and flow.turns and ping.turns:
         per_flow, per_ping = flow.server_cpu / flow.turns, ping.server_cpu / ping.turns
         print(f"       server CPU per call turn is {per_flow / per_ping:.1f}× the floor's")
+        if per_turn is not None:
+            per_turn[backend] = per_flow
+    if flow.client_cpu > 0.8 * flow.seconds:
+        print(
+            "note: the simulated Twilio kept a CPU busy during the call phase, so its turns/s "
+            "and latencies are bounded by the client here, not by the server"
+        )
     if ping.client_cpu > 0.8 * ping.seconds:
         print(
             "note: the simulated Twilio kept a CPU busy during the floor phase, so the floor's "

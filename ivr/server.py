@@ -8,18 +8,22 @@ stopped in order when it returns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
 import threading
 
+import anyio.to_thread
 import uvicorn
 
 from ivr.scheduler import SchedulerStatus, run_scheduler
 from ivr.services import build_services
 from ivr.settings import Settings
 from ivr.telephony.asterisk import agi_server
+from ivr.tickets.db import POOL_SIZE
 from ivr.web.app import create_app
+from ivr.web.playback import SigningKeyMissing, check_signing_key
 
 log = logging.getLogger(__name__)
 LISTEN_BACKLOG = 2048
@@ -33,6 +37,10 @@ def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) ->
     # Refuses a schema it does not know; an unreachable database is no reason to refuse
     # callers: their tickets are spooled until it is back.
     services = build_services(settings, outage_ok=True)
+    try:
+        check_signing_key(settings)
+    except SigningKeyMissing as error:
+        raise StartupError(str(error)) from None
     web_socket = bind_web(host, port)
     try:
         agi = agi_server(services, settings)  # Asterisk's calls, beside Twilio's webhooks
@@ -75,7 +83,9 @@ def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) ->
             log_level=logging.getLogger().getEffectiveLevel(),
             access_log=True,  # one line per request: uvicorn.access
         )
-        uvicorn.Server(config).run(sockets=[web_socket])
+        server = uvicorn.Server(config)
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(_serve(server, web_socket))
     finally:
         agi.shutdown()
         if ami is not None:
@@ -85,6 +95,17 @@ def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) ->
             status.thread.join(timeout=30)
         web_socket.close()
         log.info("hotline stopped")
+
+
+async def _serve(server: uvicorn.Server, web_socket: socket.socket) -> None:
+    """uvicorn on its socket, with no more worker threads than database connections: a
+    thread that would only queue for a connection is better left as a queued request."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+    await server.serve(sockets=[web_socket])
+
+
+WORKER_THREADS = POOL_SIZE
+"""The web app's worker threads (its synchronous routes), no more than the pool's connections."""
 
 
 def bind_web(host: str, port: int) -> socket.socket:

@@ -9,6 +9,7 @@ ticket made from Twilio, Asterisk or the terminal goes through exactly the same 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -33,7 +34,7 @@ from ivr.flow.events import (
 from ivr.flow.outcomes import CallEnd, CallOutcome, StepOutcome
 from ivr.flow.resume import QueueReturn
 from ivr.provinces import province_for_number
-from ivr.tickets.calls import CallStore, StepRecord
+from ivr.tickets.calls import CallStore, Ending, SavedCall, StepRecord, TurnTaken
 from ivr.tickets.service import TicketDraft, TicketService
 
 if TYPE_CHECKING:
@@ -56,6 +57,10 @@ class Services:
     """Files callbacks; None: a callback request fails over to a person."""
 
 
+Render = Callable[[tuple[act.Action, ...], int], str]
+"""A transport's answer to a turn's actions, given the answer's number (TwiML for Twilio)."""
+
+
 class CallSession:
     def __init__(
         self, services: Services, external_id: str, call_id: int | None, state: CallState
@@ -66,6 +71,12 @@ class CallSession:
         self.state = state
         self.tracking_created: str | None = None
         self.resumed_from: QueueReturn | None = None
+        self.turn = 0
+        """Answers the call was given so far (as saved): the next one is ``turn + 1``."""
+        self.saved: SavedCall | None = None
+        """The call as its last turn left it, when it was loaded from the store."""
+        self.reply: str | None = None
+        """The transport's answer to the last event, when it gave ``feed`` a ``render``."""
 
     @classmethod
     def start(
@@ -79,6 +90,7 @@ class CallSession:
         default_province: str,
         channel_id: str | None = None,
         resume: QueueReturn | None = None,
+        render: Render | None = None,
     ) -> tuple[CallSession, tuple[act.Action, ...]]:
         """Answer a new call for the province its called number reaches (``default_province``
         when no province file claims the number).
@@ -107,17 +119,18 @@ class CallSession:
             resume=resume.reason.value if resume else None,
             queue_entered_at=resume.entered_at if resume else None,
         )
-        actions = session.feed(started)
+        actions = session.feed(started, render=render)
         return session, actions
 
     @classmethod
     def resume(cls, services: Services, external_id: str) -> CallSession | None:
         """Load a call another webhook (maybe on another node) started; None if unknown."""
-        found = services.calls.load_state(external_id)
+        found = services.calls.load(external_id)
         if found is None:
             return None
-        call_id, state_json = found
-        return cls(services, external_id, call_id, CallState.from_json(state_json))
+        session = cls(services, external_id, found.id, CallState.from_json(found.state))
+        session.turn, session.saved = found.turn, found
+        return session
 
     @classmethod
     def fail_over(
@@ -139,8 +152,16 @@ class CallSession:
             log.exception("call %s: could not even fail over; transferring", external_id)
             return unavailable(CallState(province=default_province)).actions
 
-    def feed(self, event: Event) -> tuple[act.Action, ...]:
-        """Advance the call by one event; return what the transport must do next."""
+    def feed(
+        self, event: Event, *, render: Render | None = None, token: str | None = None
+    ) -> tuple[act.Action, ...]:
+        """Advance the call by one event; return what the transport must do next.
+
+        ``render``: the transport's answer to the actions, given the answer's number; it is
+        saved with the turn (``self.reply``), only if no other request answered this turn
+        first (``TurnTaken`` then, and the winner's answer is the one to give). ``token`` is
+        the request's idempotency token, saved with the answer.
+        """
         was_over = self.state.ended
         telephony: list[act.Action] = []
         steps: list[StepRecord] = []
@@ -162,8 +183,13 @@ class CallSession:
                     pending.append(self._request_callback(action))
                 else:
                     telephony.append(action)
-        self._save(steps, None if was_over else _ending(self.state, telephony, event))
-        return tuple(telephony)
+        actions = tuple(telephony)
+        self.reply = None if render is None else render(actions, self.turn + 1)
+        ending = None if was_over else _ending(self.state, telephony, event)
+        self._save(steps, ending, turned=render is not None, token=token)
+        if render is not None:
+            self.turn += 1
+        return actions
 
     def crashed(self) -> None:
         """The transport lost the call to an error (not a hangup): the records say so, best
@@ -172,9 +198,11 @@ class CallSession:
             return
         try:
             self.services.calls.save_turn(
-                self.call_id, self.state.without_personal_data().to_json(), []
+                self.call_id,
+                self.state.without_personal_data().to_json(),
+                [],
+                ending=Ending(CallOutcome.FAILED, CallEnd.SYSTEM_ERROR),
             )
-            self.services.calls.finish(self.call_id, CallOutcome.FAILED, CallEnd.SYSTEM_ERROR)
         except Exception:
             log.exception("could not record the failure of call %s", self.external_id)
 
@@ -183,7 +211,9 @@ class CallSession:
     def _create(self, action: act.CreateTicket) -> TicketCreated | SystemFailed:
         # The action carries exactly the draft's fields: the engine names them, the store keeps.
         try:
-            created = self.services.tickets.create(TicketDraft(**asdict(action)))
+            created = self.services.tickets.create(
+                TicketDraft(**asdict(action)), call_key=self.call_key
+            )
         except Exception:  # neither stored nor spooled: a person must take the request
             log.exception("call %s: the ticket could not be created", self.external_id)
             return SystemFailed()
@@ -238,18 +268,42 @@ class CallSession:
             at=utcnow(),
         )
 
-    def _save(self, steps: list[StepRecord], ending: tuple[CallOutcome, CallEnd] | None) -> None:
+    @property
+    def call_key(self) -> str:
+        """The call's name for the ticket it registers: one ticket per call."""
+        return f"{self.state.channel or 'call'}:{self.external_id}"[:80]
+
+    def _save(
+        self,
+        steps: list[StepRecord],
+        ending: tuple[CallOutcome, CallEnd] | None,
+        *,
+        turned: bool = False,
+        token: str | None = None,
+    ) -> None:
+        """State, steps, the answer and (on the last turn) the ending, in one write."""
         if self.call_id is None:
             return
         try:
             # Over for the IVR (hung up, or with the agents): nothing typed is kept any longer.
             over = self.state.ended or _with_agents(self.state)
             stored = self.state.without_personal_data() if over else self.state
-            self.services.calls.save_turn(self.call_id, stored.to_json(), steps)
+            closing = None
             if ending is not None:
                 outcome, ended_by = ending
                 tracking = self.state.tracking if outcome is CallOutcome.TICKET else None
-                self.services.calls.finish(self.call_id, outcome, ended_by, tracking)
+                closing = Ending(outcome, ended_by, tracking)
+            self.services.calls.save_turn(
+                self.call_id,
+                stored.to_json(),
+                steps,
+                ending=closing,
+                turn=self.turn if turned else None,
+                reply=self.reply,
+                reply_token=token,
+            )
+        except TurnTaken:
+            raise
         except Exception:
             # The caller must not hear an error because a log line could not be written.
             log.exception("could not save call %s", self.external_id)

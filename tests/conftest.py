@@ -50,6 +50,12 @@ PROMPTS_DIR = PROJECT_ROOT / "prompts"
 GENERATED_PROMPTS_DIR = PROMPTS_DIR / "generated"
 """Rendered once per session and shared by every test server (git-ignored)."""
 TEST_TOKEN = "test-twilio-token-6f1c2d"
+TEST_ACCOUNT = "AC" + "0" * 32
+"""The account ``TwilioPhone`` signs as; recordings are fetched only from under its path."""
+RECORDINGS_PATH = f"2010-04-01/Accounts/{TEST_ACCOUNT}/Recordings"
+_AUDIO_BASE: list[str] = []
+"""Where ``audio_files`` serves (Twilio's API stand-in): servers fetch recordings there."""
+TEST_SECRET_KEY = "test-secret-key-for-shared-databases"
 STARTUP_TIMEOUT_S = 30.0
 
 
@@ -86,6 +92,10 @@ def make_env(
     )
     if token is not None:
         env["IVR_TWILIO_AUTH_TOKEN"] = token
+    if _AUDIO_BASE:
+        env["IVR_TWILIO_API_BASE"] = _AUDIO_BASE[0]
+    if str(settings.get("database_url") or "").startswith("postgresql"):
+        env["IVR_SECRET_KEY"] = TEST_SECRET_KEY  # nodes sharing a database share the key
     if "prompts_dir" in settings and "generated_prompts_dir" not in settings:
         # A test's own prompts folder keeps its rendered audio beside it, as a checkout does.
         folder = settings["prompts_dir"]
@@ -321,7 +331,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, prompts_built: Path, token: str
+    tmp_path_factory: pytest.TempPathFactory,
+    prompts_built: Path,
+    token: str,
+    audio_files: AudioFiles,
 ) -> Iterator[IvrServer]:
     """One real ``ivr serve`` for the test module, on its own storage, with the test token."""
     running = launch_server(tmp_path_factory.mktemp("server") / "storage", token)
@@ -338,7 +351,7 @@ def server(
 
 @pytest.fixture
 def start_server(
-    tmp_path_factory: pytest.TempPathFactory, prompts_built: Path
+    tmp_path_factory: pytest.TempPathFactory, prompts_built: Path, audio_files: AudioFiles
 ) -> Iterator[Callable[..., IvrServer]]:
     """Factory: ``start_server(token=..., **settings)`` runs another ``ivr serve`` with its own
     storage (settings as in :func:`make_env`); every server it started is stopped afterwards."""
@@ -374,19 +387,24 @@ class AudioFiles:
 
     base_url: str
     directory: Path
+    """Where the files are, served under ``RECORDINGS_PATH`` as Twilio's API serves them."""
 
     def url(self, name: str) -> str:
-        return f"{self.base_url}/{name}"
+        return f"{self.base_url}/{RECORDINGS_PATH}/{name}"
 
 
 @pytest.fixture(scope="session")
 def audio_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AudioFiles]:
     """``description.wav`` (3 s) and ``short.wav`` (1 s, under the 2 s minimum), 8 kHz mono."""
-    directory = tmp_path_factory.mktemp("audio")
+    root = tmp_path_factory.mktemp("audio")
+    directory = root / RECORDINGS_PATH
+    directory.mkdir(parents=True)
     write_wav(directory / "description.wav", 3.0)
     write_wav(directory / "short.wav", 1.0)
-    base_url, stop = serve_files(directory)
+    base_url, stop = serve_files(root)
+    _AUDIO_BASE[:] = [base_url]
     yield AudioFiles(base_url, directory)
+    _AUDIO_BASE.clear()
     stop()
 
 

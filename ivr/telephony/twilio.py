@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twilio.twiml.voice_response import VoiceResponse
-
 from ivr.flow import actions as act
+from ivr.telephony.twiml import VoiceResponse
 
 
-def render(actions: tuple[act.Action, ...], base: str, url_of: Callable[[act.Audio], str]) -> str:
+def render(
+    actions: tuple[act.Action, ...],
+    base: str,
+    url_of: Callable[[act.Audio], str],
+    turn: int | None = None,
+) -> str:
     """Flow actions as TwiML. Prompts before a gather are nested in it, so a key interrupts them.
 
     Webhook URLs are absolute under ``base`` (the public URL), so a proxy that serves the app
-    under a path prefix keeps every later webhook under it too.
+    under a path prefix keeps every later webhook under it too. ``turn``: the answer's number,
+    carried by each webhook URL (Twilio signs it), so a retried or replayed request is known
+    for what it is. Built with ``ivr.telephony.twiml``, the library's output at less cost.
     """
+    query = "" if turn is None else f"?turn={turn}"
     response = VoiceResponse()
     for action in actions:
         match action:
@@ -24,7 +31,7 @@ def render(actions: tuple[act.Action, ...], base: str, url_of: Callable[[act.Aud
             case act.Gather():
                 gather = response.gather(
                     input="dtmf",
-                    action=f"{base}/twilio/gather",
+                    action=f"{base}/twilio/gather{query}",
                     method="POST",
                     num_digits=action.max_digits,
                     finish_on_key=action.finish_on_key or "",
@@ -33,10 +40,10 @@ def render(actions: tuple[act.Action, ...], base: str, url_of: Callable[[act.Aud
                 )
                 for audio in action.prompts:
                     gather.play(url_of(audio))
-                response.redirect(f"{base}/twilio/timeout", method="POST")
+                response.redirect(f"{base}/twilio/timeout{query}", method="POST")
             case act.Record():
                 response.record(
-                    action=f"{base}/twilio/recorded",
+                    action=f"{base}/twilio/recorded{query}",
                     method="POST",
                     max_length=action.max_s,
                     finish_on_key=action.finish_on_key,
@@ -44,7 +51,7 @@ def render(actions: tuple[act.Action, ...], base: str, url_of: Callable[[act.Aud
                     timeout=5,
                     trim="trim-silence",
                 )
-                response.redirect(f"{base}/twilio/recorded", method="POST")
+                response.redirect(f"{base}/twilio/recorded{query}", method="POST")
             case act.Transfer(queue):
                 response.enqueue(queue)
             case act.HangUp():

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypedDict
 
-from sqlalchemy import Engine, update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.selectable import ScalarSelect
+from sqlmodel import Session, col
 
 from ivr.clock import as_aware, as_stored, utcnow
 from ivr.flow.outcomes import CallEnd, CallOutcome, EventKind, StepOutcome
@@ -59,11 +61,65 @@ class QueueColumns(TypedDict, total=False):
     agent: str | None
 
 
+@dataclass(frozen=True)
+class SavedCall:
+    """What the last turn of a call left: its flow state and the answer it was given."""
+
+    id: int
+    state: str
+    turn: int
+    """How many answers the call was given (``/twilio/voice``'s is the first)."""
+    reply: str | None
+    reply_token: str | None
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a call ended, saved with its last turn."""
+
+    outcome: CallOutcome
+    ended_by: CallEnd
+    ticket_tracking: str | None = None
+    """Linked if that ticket is stored already (not spooled)."""
+
+
+class TurnTaken(Exception):
+    """Another request answered this turn of the call first (a retry or replay raced it)."""
+
+
+_CALL = Call.__table__  # type: ignore[attr-defined]
+_STEP = CallStep.__table__  # type: ignore[attr-defined]
+_TICKET = Ticket.__table__  # type: ignore[attr-defined]
+_ID_BY_SID = select(_CALL.c.id).where(_CALL.c.external_id == bindparam("sid"))
+_SAVED_BY_SID = select(
+    _CALL.c.id, _CALL.c.state, _CALL.c.turn, _CALL.c.reply, _CALL.c.reply_token
+).where(_CALL.c.external_id == bindparam("sid"))
+_INSERT_STEP = _STEP.insert()
+
+
+def _ticket_id(tracking: str) -> ScalarSelect[int]:
+    """The stored ticket's id, inside the call's update (NULL while it waits in the spool)."""
+    return select(_TICKET.c.id).where(_TICKET.c.tracking == tracking).scalar_subquery()
+
+
 class CallStore:
-    """Calls and their steps; a call's flow state lives here so any node can take its next turn."""
+    """Calls and their steps; a call's flow state lives here so any node can take its next turn.
+
+    Every call's turn passes here, so it is written in SQLAlchemy Core with statements built
+    once: the ORM's unit of work cost more CPU per turn than the rest of the turn.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        dialect = engine.dialect.name
+        insert_of = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}.get(dialect)
+        self._open_insert = (
+            None
+            if insert_of is None
+            else insert_of(_CALL)
+            .on_conflict_do_nothing(index_elements=["external_id"])
+            .returning(_CALL.c.id)
+        )
 
     def open(
         self,
@@ -75,62 +131,102 @@ class CallStore:
         province: str | None = None,
         channel_id: str | None = None,
     ) -> int:
-        """The call's id, creating the row the first time (webhooks are retried: be idempotent)."""
-        existing = self._call_id(external_id)
-        if existing is not None:
-            return existing
-        try:
-            with session_scope(self.engine) as session:
-                call = Call(
-                    channel=str(channel),
-                    external_id=external_id,
-                    caller=caller,
-                    called=called,
-                    province=province,
-                    channel_id=channel_id,
-                    started_at=as_stored(Call.started_at, utcnow()),
-                )
-                session.add(call)
-                session.flush()
-                assert call.id is not None
-                return call.id
-        except IntegrityError:  # another node opened the same call a moment ago
-            existing = self._call_id(external_id)
-            if existing is None:
-                raise
-            return existing
+        """The call's id, creating the row the first time (webhooks are retried: be idempotent).
 
-    def _call_id(self, external_id: str) -> int | None:
-        with Session(self.engine) as session:
-            return session.exec(select(Call.id).where(Call.external_id == external_id)).first()
+        One statement for a new call (an insert that does nothing if the call exists); the
+        existing call's id is read only when it did exist.
+        """
+        values = {
+            "channel": str(channel),
+            "external_id": external_id,
+            "caller": caller,
+            "called": called,
+            "province": province,
+            "channel_id": channel_id,
+            "started_at": as_stored(Call.started_at, utcnow()),
+            "state": "{}",
+            "turn": 0,
+        }
+        with self.engine.begin() as connection:
+            if self._open_insert is not None:
+                made = connection.execute(self._open_insert, values).scalar()
+                if made is not None:
+                    return int(made)
+            else:  # another backend: no portable "insert unless there"
+                existing = connection.execute(_ID_BY_SID, {"sid": external_id}).scalar()
+                if existing is not None:
+                    return int(existing)
+                return int(connection.execute(_CALL.insert(), values).inserted_primary_key[0])
+            existing = connection.execute(_ID_BY_SID, {"sid": external_id}).scalar()
+        if existing is None:
+            raise LookupError(f"call {external_id} was neither opened nor found")
+        return int(existing)
 
     def load_state(self, external_id: str) -> tuple[int, str] | None:
         """The call's id and the flow state JSON saved by its last turn."""
-        with Session(self.engine) as session:
-            row = session.exec(
-                select(Call.id, Call.state).where(Call.external_id == external_id)
-            ).first()
-            return None if row is None else (row[0], row[1])
+        saved = self.load(external_id)
+        return None if saved is None else (saved.id, saved.state)
 
-    def save_turn(self, call_id: int, state_json: str, steps: list[StepRecord]) -> None:
-        """State and steps in one transaction: a crash never leaves one without the other."""
-        with session_scope(self.engine) as session:
-            result = session.execute(
-                update(Call).where(col(Call.id) == call_id).values(state=state_json)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+    def load(self, external_id: str) -> SavedCall | None:
+        """The call's state, turn and last answer; None for a call never opened."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_SAVED_BY_SID, {"sid": external_id}).first()
+        return None if row is None else SavedCall(*row)
+
+    def save_turn(
+        self,
+        call_id: int,
+        state_json: str,
+        steps: list[StepRecord],
+        *,
+        ending: Ending | None = None,
+        turn: int | None = None,
+        reply: str | None = None,
+        reply_token: str | None = None,
+    ) -> None:
+        """State, steps and (on the last turn) how the call ended, in one transaction: a crash
+        never leaves one without the other.
+
+        ``turn``: the turn this answers; the save happens only if the call is still at it
+        (``TurnTaken`` otherwise, saving nothing), and ``reply`` becomes the answer given again
+        to a retry of it.
+        """
+        values: dict[str, object] = {"state": state_json}
+        condition = _CALL.c.id == call_id
+        if turn is not None:
+            values |= {"turn": turn + 1, "reply": reply, "reply_token": reply_token}
+            condition = condition & (_CALL.c.turn == turn)
+        if ending is not None:
+            values |= {
+                "ended_at": as_stored(Call.ended_at, utcnow()),
+                "outcome": CallOutcome(ending.outcome).value,
+                "ended_by": CallEnd(ending.ended_by).value,
+                "ticket_id": None
+                if ending.ticket_tracking is None
+                else _ticket_id(ending.ticket_tracking),
+            }
+        rows = [
+            {
+                "call_id": call_id,
+                "at": as_stored(CallStep.at, s.at),
+                "node": s.node,
+                "event": EventKind(s.event).value,
+                "key": s.key,
+                "outcome": StepOutcome(s.outcome).value,
+            }
+            for s in steps
+        ]
+        with self.engine.begin() as connection:
+            result = connection.execute(update(_CALL).where(condition).values(**values))
+            if result.rowcount != 1:
+                if (
+                    turn is not None
+                    and connection.execute(select(_CALL.c.id).where(_CALL.c.id == call_id)).first()
+                ):
+                    raise TurnTaken(f"call {call_id} has moved past turn {turn}")
                 raise LookupError(f"no call {call_id}")
-            session.add_all(
-                CallStep(
-                    call_id=call_id,
-                    at=as_stored(CallStep.at, s.at),
-                    node=s.node,
-                    event=EventKind(s.event).value,
-                    key=s.key,
-                    outcome=StepOutcome(s.outcome).value,
-                )
-                for s in steps
-            )
+            if rows:
+                connection.execute(_INSERT_STEP, rows)
 
     def finish(
         self,
@@ -140,24 +236,16 @@ class CallStore:
         ticket_tracking: str | None = None,
     ) -> None:
         """Close the call, linking its ticket if that ticket is stored already (not spooled)."""
-        outcome, ended_by = CallOutcome(outcome), CallEnd(ended_by)
-        with session_scope(self.engine) as session:
-            ticket_id = None
-            if ticket_tracking is not None:
-                ticket_id = session.exec(
-                    select(Ticket.id).where(Ticket.tracking == ticket_tracking)
-                ).first()
-            result = session.execute(
-                update(Call)
-                .where(col(Call.id) == call_id)
-                .values(
-                    ended_at=as_stored(Call.ended_at, utcnow()),
-                    outcome=outcome.value,
-                    ended_by=ended_by.value,
-                    ticket_id=ticket_id,
-                )
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+        ending = Ending(CallOutcome(outcome), CallEnd(ended_by), ticket_tracking)
+        values = {
+            "ended_at": as_stored(Call.ended_at, utcnow()),
+            "outcome": ending.outcome.value,
+            "ended_by": ending.ended_by.value,
+            "ticket_id": None if ticket_tracking is None else _ticket_id(ticket_tracking),
+        }
+        with self.engine.begin() as connection:
+            result = connection.execute(update(_CALL).where(_CALL.c.id == call_id).values(**values))
+            if result.rowcount != 1:
                 raise LookupError(f"no call {call_id}")
 
     # --- the agents' queue (from AMI events) ------------------------------------------------
@@ -165,9 +253,9 @@ class CallStore:
     def queue_wait(self, external_id: str) -> QueueWait | None:
         """The call's queue columns; None for a call the IVR never handled."""
         with Session(self.engine) as session:
-            row = session.exec(
+            row = session.execute(
                 select(Call.queue_joined_at, Call.queue_left_at, Call.queue_outcome).where(
-                    Call.external_id == external_id
+                    col(Call.external_id) == external_id
                 )
             ).first()
         if row is None:

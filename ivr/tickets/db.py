@@ -10,6 +10,8 @@ import contextlib
 import fcntl
 import functools
 import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +30,105 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
-SQLITE_BUSY_MS = 10_000
-"""How long a SQLite writer waits for another: nodes sharing a file take turns, not fail."""
+SQLITE_BUSY_MS = 1_000
+"""How long a SQLite writer waits for another process's write (the CLI, a second node): short,
+because a caller waits on the line and a ticket that cannot be written is spooled instead."""
+WRITER_WAIT_S = SQLITE_BUSY_MS / 1000
+"""How long a thread waits for this process's other writers of the same SQLite file."""
+POOL_SIZE = 20
+"""Connections each engine keeps; the web server runs no more worker threads than this."""
+POOL_OVERFLOW = 10
+"""Extra connections for the threads beside the web workers (FastAGI calls, AMI, scheduler)."""
+POOL_TIMEOUT_S = 2.0
+"""How long a thread waits for a free connection before the call is handled as an outage."""
+
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(database: str) -> threading.Lock:
+    """One lock per SQLite file per process, shared by every engine on it."""
+    key = str(Path(database).resolve())
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(key, threading.Lock())
+
+
+class _SerialCursor(sqlite3.Cursor):
+    """Takes the process's writer lock before a statement that starts a write transaction."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _SerialCursor:
+        connection = self.connection
+        assert isinstance(connection, SerialConnection)
+        connection.before(sql)
+        try:
+            super().execute(sql, parameters)
+        finally:
+            connection.after()
+        return self
+
+    def executemany(self, sql: str, parameters: Any, /) -> _SerialCursor:
+        connection = self.connection
+        assert isinstance(connection, SerialConnection)
+        connection.before(sql)
+        try:
+            super().executemany(sql, parameters)
+        finally:
+            connection.after()
+        return self
+
+
+class SerialConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions take turns inside the process.
+
+    SQLite allows one writer per file; threads that all ask at once find the file busy and
+    back off in sleeps that grow (the busy handler), which made the slowest turns seconds
+    long. A lock taken at the first write of a transaction and given back at its commit or
+    rollback lets them queue in order instead; the busy timeout is left for other processes.
+    """
+
+    writer_lock: threading.Lock | None = None
+
+    def cursor(self, factory: Any = _SerialCursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def before(self, sql: str) -> None:
+        lock = self.writer_lock
+        if lock is None or getattr(self, "_holds", False):
+            return
+        if sql.lstrip()[:7].upper().startswith(_WRITE_VERBS):
+            if not lock.acquire(timeout=WRITER_WAIT_S):
+                raise sqlite3.OperationalError("database is locked (by this process's writers)")
+            self._holds = True
+
+    def after(self) -> None:
+        """A statement that left no transaction open (it failed, or committed itself)."""
+        if getattr(self, "_holds", False) and not self.in_transaction:
+            self._release()
+
+    def _release(self) -> None:
+        if getattr(self, "_holds", False):
+            self._holds = False
+            assert self.writer_lock is not None
+            self.writer_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release()
 
 
 def make_engine(url: str) -> Engine:
@@ -40,7 +139,7 @@ def make_engine(url: str) -> Engine:
         # connect timeout: the caller is on the line (Twilio gives a webhook 15 s), and the
         # service's retries and spool only help if an unreachable server fails fast.
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 2}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **_pool_options())
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if (
@@ -49,19 +148,35 @@ def make_engine(url: str) -> Engine:
         and not parsed.database.startswith("file:")
     ):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    file_backed = bool(parsed.database) and parsed.database != ":memory:"
+    file_backed = file_backed and not str(parsed.database).startswith("file:")
+    connect_args: dict[str, Any] = {"check_same_thread": False}
+    if file_backed:
+        connect_args["factory"] = SerialConnection
+    options = _pool_options() if file_backed else {}
+    engine = create_engine(url, connect_args=connect_args, **options)
+    lock = _writer_lock(str(parsed.database)) if file_backed else None
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # WAL lets readers (the web desk) run while the IVR writes; busy_timeout makes
-        # concurrent writers wait; foreign keys are off by default in SQLite.
+        # WAL lets readers (the web desk) run while the IVR writes, and with it NORMAL is
+        # safe (a power cut may lose the last commits, never corrupt the file) and spares an
+        # fsync per commit; busy_timeout makes writers of other processes wait, briefly;
+        # foreign keys are off by default in SQLite.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        if isinstance(dbapi_connection, SerialConnection):
+            dbapi_connection.writer_lock = lock
 
     return engine
+
+
+def _pool_options() -> dict[str, Any]:
+    return {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_timeout": POOL_TIMEOUT_S}
 
 
 def alembic_config(url: str) -> Config:

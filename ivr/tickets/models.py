@@ -60,6 +60,9 @@ class Ticket(SQLModel, table=True):
     """0 none, 1 the province's supervisors, 2 the ministry's national supervisors."""
     escalated_at: datetime | None = None
     """When the current escalation level was reached."""
+    call_key: str | None = Field(default=None, max_length=80, index=True, unique=True)
+    """The call it was registered on (``channel:external id``): one ticket per call, whatever
+    retries, replays and the spool do; None for tickets made elsewhere."""
     sla_check_at: datetime | None = Field(default=None, index=True)
     """When the overdue watch must next look at this ticket; None: nothing pending.
 
@@ -125,6 +128,12 @@ class Call(SQLModel, table=True):
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     state: str = "{}"
     """The flow engine's state as JSON, so any node can take the call's next webhook."""
+    turn: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """How many answers the call was given: a webhook for an older turn is a retry or replay."""
+    reply: str | None = None
+    """The last answer (TwiML), given again to a retry or replay of the turn that got it."""
+    reply_token: str | None = Field(default=None, max_length=64)
+    """Twilio's ``I-Twilio-Idempotency-Token`` of the request that got ``reply``."""
 
     # The agents' queue, from Asterisk's AMI events (ivr.telephony.queue_events): how long a
     # transferred caller waited and whether a person answered. None for calls never queued.

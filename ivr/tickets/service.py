@@ -7,6 +7,7 @@ stored is spooled as JSON on local disk and replayed into the database later.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -162,6 +163,7 @@ class TicketService:
         block_size: int = 20,
         retries: int = 2,
         retry_delay: float = 0.05,
+        retry_window_s: float = 1.5,
         sla: SlaClock | None = None,
         agencies: Agencies | None = None,
         categories: Categories | None = None,
@@ -178,6 +180,8 @@ class TicketService:
         self.allocator = TrackingAllocator(engine, settings.node_name, block_size)
         self._retries = retries
         self._retry_delay = retry_delay
+        self.retry_window_s = retry_window_s
+        """No new try of a failed insert after this long: then the spool (a caller waits)."""
 
     # -- creating -------------------------------------------------------------------------------
 
@@ -188,38 +192,77 @@ class TicketService:
         due_at: datetime | None = None,
         deadlines: DeadlinesLike | None = None,
         actor: str = CALLER,
+        call_key: str | None = None,
     ) -> CreatedTicket:
         """Store a new ticket, or spool it if the database stays unreachable after quick retries.
 
         Deadlines come from ``deadlines``, else from the service's SLA clock; an explicit
         ``due_at`` (the older way to pass only the resolution deadline) wins over either.
         ``actor`` is who registered it: the caller on the phone, or the agent at a desk.
+
+        ``call_key`` names the call registering it (``channel:external id``): a call gets one
+        ticket, so asking again for the same call — a retried or replayed webhook — gives back
+        the ticket already stored or spooled for it (the caller hears the same number).
+        Retries stop after ``retry_window_s``: the caller is waiting on the line.
         """
         Channel(draft.channel)  # a bad value is a bug: fail before a number is spent
         self.categories.require(draft.category)
+        if call_key is not None:
+            found = self._created_for(call_key)
+            if found is not None:
+                return found
         created_at = as_aware(utcnow())
         clocks = self._clocks(draft, created_at, deadlines, due_at)
         due_at = clocks["due_at"]
+        fields = asdict(draft) | {"call_key": call_key}
         tracking: str | None = None
+        started = time.monotonic()
         for attempt in range(self._retries + 1):
             try:
                 if tracking is None:
                     tracking = self.allocator.next_tracking()
                 with session_scope(self.engine) as session:
-                    self._add(session, tracking, asdict(draft), created_at, clocks, actor)
+                    self._add(session, tracking, fields, created_at, clocks, actor)
                 return CreatedTicket(tracking, spooled=False)
             except IntegrityError:
+                if call_key is not None:  # another node or request stored this call's ticket
+                    stored = self._tracking_for(call_key)
+                    if stored is not None:
+                        return CreatedTicket(stored, spooled=False)
                 # An earlier try may have committed and lost only the reply; then all is well.
                 if attempt == 0 or not self._stored_already(tracking):
                     raise
                 return CreatedTicket(tracking, spooled=False)
             except UNAVAILABLE:
                 log.warning("database unreachable creating a ticket (try %d)", attempt + 1)
+                if time.monotonic() - started >= self.retry_window_s:
+                    break
                 if attempt < self._retries:
                     time.sleep(self._retry_delay * (attempt + 1))
-        path = self._spool(draft, tracking, created_at, clocks, actor)
+        path = self._spool(draft, tracking, created_at, clocks, actor, call_key)
         log.error("ticket %s spooled to %s", tracking or "(no number yet)", path)
         return CreatedTicket(tracking, spooled=True)
+
+    def _created_for(self, call_key: str) -> CreatedTicket | None:
+        """The ticket this call registered already: in the spool here, or in the database."""
+        for path in self.spool_dir.glob(f"*-{_spool_tag(call_key)}.json"):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if record.get("call_key") == call_key and record.get("tracking"):
+                return CreatedTicket(record["tracking"], spooled=True)
+        try:
+            stored = self._tracking_for(call_key)
+        except UNAVAILABLE:
+            return None  # the insert below will find out, and spool
+        return None if stored is None else CreatedTicket(stored, spooled=False)
+
+    def _tracking_for(self, call_key: str) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(Ticket.tracking).where(col(Ticket.call_key) == call_key)
+            ).scalar()
 
     def _clocks(
         self,
@@ -262,6 +305,7 @@ class TicketService:
             caller_number=fields["caller_number"],
             callback_number=fields["callback_number"],
             national_id=fields["national_id"],
+            call_key=fields.get("call_key"),
             status=Status.REGISTERED.value,
             created_at=now,
             updated_at=as_stored(Ticket.updated_at, now),
@@ -296,6 +340,7 @@ class TicketService:
         created_at: datetime,
         clocks: dict[str, datetime | None],
         actor: str,
+        call_key: str | None = None,
     ) -> Path:
         record = {
             "version": 1,
@@ -305,9 +350,11 @@ class TicketService:
             "due_at": _iso(clocks.get("due_at")),
             "clocks": {name: _iso(value) for name, value in clocks.items()},
             "draft": asdict(draft),
+            "call_key": call_key,
         }
         stamp = created_at.strftime("%Y%m%dT%H%M%S%f")
-        path = self.spool_dir / f"{stamp}-{tracking or 'pending'}-{uuid.uuid4().hex[:8]}.json"
+        tag = uuid.uuid4().hex[:8] if call_key is None else _spool_tag(call_key)
+        path = self.spool_dir / f"{stamp}-{tracking or 'pending'}-{tag}.json"
         _write_atomic(path, record)
         return path
 
@@ -335,9 +382,13 @@ class TicketService:
             record["tracking"] = self.allocator.next_tracking()
             _write_atomic(path, record)  # the number is fixed before the insert, never re-drawn
         tracking = record["tracking"]
+        call_key = record.get("call_key")
         try:
             with session_scope(self.engine) as session:
                 if self._ticket_id(session, tracking) is not None:
+                    stored = 0
+                elif call_key is not None and self._tracking_for(call_key) is not None:
+                    log.warning("spooled %s: its call has a ticket already; dropped", tracking)
                     stored = 0
                 else:
                     created_at = _parse_iso(record["created_at"])
@@ -345,13 +396,14 @@ class TicketService:
                     clocks = {k: _parse_iso(v) for k, v in record.get("clocks", {}).items()}
                     clocks["due_at"] = _parse_iso(record["due_at"])
                     actor = record.get("actor", CALLER)  # files spooled before it was stored
-                    self._add(
-                        session, tracking, record["draft"], created_at, clocks, actor, SPOOLED_NOTE
-                    )
+                    fields = record["draft"] | {"call_key": call_key}
+                    self._add(session, tracking, fields, created_at, clocks, actor, SPOOLED_NOTE)
                     stored = 1
         except IntegrityError:  # another process replayed the same file at the same moment
             with Session(self.engine) as session:
-                if self._ticket_id(session, tracking) is None:
+                if self._ticket_id(session, tracking) is None and (
+                    call_key is None or self._tracking_for(call_key) is None
+                ):
                     raise
             stored = 0
         path.unlink(missing_ok=True)
@@ -545,6 +597,11 @@ class TicketService:
             )
         )
         session.flush()
+
+
+def _spool_tag(call_key: str) -> str:
+    """The part of a spool file's name that finds a call's ticket without reading every file."""
+    return "k" + hashlib.sha256(call_key.encode()).hexdigest()[:16]
 
 
 def _write_atomic(path: Path, record: dict[str, Any]) -> None:

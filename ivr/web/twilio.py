@@ -2,21 +2,29 @@
 decides where a call goes.
 
 Every request must carry a valid ``X-Twilio-Signature`` (checked with the twilio library), or it
-gets 403 and changes nothing. The call's state lives in the database, so any node behind a load
-balancer can take any webhook of a call.
+gets 403 and changes nothing; a signed request whose fields are nonsense (too long, a CallSid
+missing or malformed) gets 400. The call's state lives in the database, so any node behind a
+load balancer can take any webhook of a call.
+
+Turns are idempotent: each answer's webhook URLs carry its number (``?turn=N``, signed by
+Twilio with the rest of the URL), and the call keeps its last answer. A request for a turn
+already answered — Twilio's retry after a slow answer, a replay — gets that answer again and
+changes nothing; so does a request carrying the ``I-Twilio-Idempotency-Token`` of the last
+answer, and a second ``/twilio/voice`` for a call in progress.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl
 
-import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from ivr.flow import actions as act
@@ -25,31 +33,120 @@ from ivr.prompts import file_stem, read_wav_info
 from ivr.session import CallSession
 from ivr.settings import Settings
 from ivr.telephony.twilio import render
+from ivr.tickets.calls import TurnTaken
+from ivr.web import playback
 from ivr.web.deps import AppContext, Context, get_context
+from ivr.web.twilio_recordings import fetch
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
 ENDED_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+MAX_BODY = 16 * 1024
+"""Twilio's voice webhooks are a few hundred bytes; anything far larger is refused unread."""
+MAX_FIELDS = 80
+_SID = re.compile(r"[A-Za-z0-9]{2,64}")
+_DIGITS = re.compile(r"[0-9*#]{0,64}|hangup|timeout")
+FIELD_LIMITS: dict[str, re.Pattern[str] | int] = {
+    "CallSid": _SID,
+    "AccountSid": _SID,
+    "ParentCallSid": _SID,
+    "RecordingSid": re.compile(r"[A-Za-z0-9]{0,64}"),
+    "Digits": _DIGITS,
+    "From": 64,
+    "To": 64,
+    "Caller": 64,
+    "Called": 64,
+    "CallStatus": 32,
+    "RecordingUrl": 512,
+    "RecordingDuration": 16,
+}
+"""Each field Twilio sends that we read: a pattern it must match, or its longest length."""
+OTHER_FIELD_MAX = 1024
+MAX_TURN = 100_000
+NAME = re.compile(r"twilio-[A-Za-z0-9_-]{1,140}\.wav")
 
 
-async def verified_form(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> dict:
-    """The webhook's parameters, only if Twilio signed them; 403 otherwise."""
-    form = {key: str(value) for key, value in (await request.form()).items()}
+class Webhook:
+    """A signed webhook's fields, the turn its URL names and its idempotency token."""
+
+    def __init__(self, form: dict[str, str], turn: int | None, token: str | None) -> None:
+        self.form = form
+        self.turn = turn
+        self.token = token
+
+    @property
+    def call_sid(self) -> str:
+        return self.form["CallSid"]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.form.get(name, default)
+
+
+async def verified_form(
+    request: Request, ctx: Annotated[AppContext, Depends(get_context)]
+) -> Webhook:
+    """The webhook's parameters, only if Twilio signed them (403 otherwise) and they are
+    within bounds (400 otherwise)."""
+    body = await _bounded_body(request)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(400, "the form is not one Twilio sends") from None
+    form = dict(pairs)
     settings = ctx.settings
     if not settings.twilio_auth_token:
-        if settings.twilio_insecure_dev:
-            return form
-        log.warning("403: Twilio routes are closed (no IVR_TWILIO_AUTH_TOKEN): %s", request.url)
-        raise HTTPException(403, "Twilio routes are closed: IVR_TWILIO_AUTH_TOKEN is not set")
-    signature = request.headers.get("X-Twilio-Signature", "")
-    validator = RequestValidator(settings.twilio_auth_token)
-    if not signature or not validator.validate(_public_url(request, settings), form, signature):
-        log.warning("403: the Twilio signature does not match %s", _public_url(request, settings))
-        raise HTTPException(403, "invalid Twilio signature")
-    return form
+        if not settings.twilio_insecure_dev:
+            log.warning("403: Twilio routes are closed (no IVR_TWILIO_AUTH_TOKEN): %s", request.url)
+            raise HTTPException(403, "Twilio routes are closed: IVR_TWILIO_AUTH_TOKEN is not set")
+    else:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        validator = RequestValidator(settings.twilio_auth_token)
+        url = _public_url(request, settings)
+        if not signature or len(signature) > 128 or not validator.validate(url, form, signature):
+            log.warning("403: the Twilio signature does not match %s", url[:300])
+            raise HTTPException(403, "invalid Twilio signature")
+    _check_bounds(form)
+    turn = _turn(request.query_params.get("turn"))
+    token = request.headers.get("I-Twilio-Idempotency-Token")
+    if token is not None and (not token or len(token) > 64):
+        raise HTTPException(400, "I-Twilio-Idempotency-Token: not one Twilio sends")
+    return Webhook(form, turn, token)
 
 
-Form = Annotated[dict, Depends(verified_form)]
+async def _bounded_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise HTTPException(400, "the form is larger than any Twilio sends")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPException(400, "the form is larger than any Twilio sends")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_bounds(form: dict[str, str]) -> None:
+    if not form.get("CallSid"):
+        raise HTTPException(400, "CallSid is missing")
+    for name, value in form.items():
+        limit = FIELD_LIMITS.get(name, OTHER_FIELD_MAX)
+        if len(name) > 64:
+            raise HTTPException(400, "a field name longer than any Twilio sends")
+        fits = len(value) <= limit if isinstance(limit, int) else limit.fullmatch(value)
+        if not fits or "\x00" in value:
+            raise HTTPException(400, f"{name}: not a value Twilio sends")
+
+
+def _turn(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 6 or int(text) > MAX_TURN:
+        raise HTTPException(400, "turn: not a number this server gave")
+    return int(text)
+
+
+Form = Annotated[Webhook, Depends(verified_form)]
 
 
 def _public_url(request: Request, settings: Settings) -> str:
@@ -63,118 +160,185 @@ def _public_url(request: Request, settings: Settings) -> str:
 @router.post("/voice")
 def voice(form: Form, ctx: Context, request: Request) -> Response:
     try:
-        _, actions = CallSession.start(
+        saved = ctx.services.calls.load(form.call_sid)
+        if saved is not None and saved.reply is not None:  # the call goes on where it was
+            log.info("call %s: /voice again at turn %d: its last answer", saved.id, saved.turn)
+            return _xml(saved.reply)
+        session, _ = CallSession.start(
             ctx.services,
             channel="twilio",
-            external_id=form.get("CallSid", ""),
+            external_id=form.call_sid,
             caller=form.get("From"),
             called=form.get("To"),
             default_province=ctx.settings.province,
-            channel_id=form.get("ParentCallSid") or form.get("CallSid") or None,
+            channel_id=form.get("ParentCallSid") or form.call_sid,
+            render=_renderer(form, ctx, request),
         )
+    except TurnTaken:
+        return _last_reply(form, ctx, request)
     except Exception:
-        log.exception("could not start Twilio call %s", form.get("CallSid"))
+        log.exception("could not start Twilio call %s", form.call_sid)
         return _unavailable(form, ctx, request)
-    return _twiml(actions, ctx, request)
+    return _xml(session.reply or "")
 
 
 @router.post("/gather")
 def gathered(form: Form, ctx: Context, request: Request) -> Response:
-    return _advance(form, Digits(form.get("Digits", "")), ctx, request)
+    return _advance(form, lambda: Digits(form.get("Digits", "") or ""), ctx, request)
 
 
 @router.post("/timeout")
 def timed_out(form: Form, ctx: Context, request: Request) -> Response:
-    return _advance(form, Timeout(), ctx, request)
+    return _advance(form, Timeout, ctx, request)
 
 
 @router.post("/recorded")
-def recorded(form: Form, ctx: Context, request: Request) -> Response:
+async def recorded(form: Form, ctx: Context, request: Request) -> Response:
+    """The recording is fetched on the event loop (``twilio_recordings``), so a slow one holds
+    no worker; a replayed turn is answered before anything is fetched."""
+    session = await run_in_threadpool(_session_for_turn, form, ctx)
+    if isinstance(session, Response):
+        return session
     url = form.get("RecordingUrl")
+    event: Event
     if not url:
-        return _advance(form, RecordingFinished(None, 0.0), ctx, request)
-    try:
-        path = _download(url, form.get("CallSid", "call"), form.get("RecordingSid", ""), ctx)
-        duration = read_wav_info(path).duration
-    except Exception:
-        log.exception("could not fetch recording %s", url)
-        return _advance(form, RecordingFailed(), ctx, request)
-    return _advance(form, RecordingFinished(str(path), duration), ctx, request)
+        event = RecordingFinished(None, 0.0)
+    else:
+        safe = "".join(
+            c
+            for c in f"{form.call_sid}-{form.get('RecordingSid') or 'rec'}"
+            if c.isalnum() or c in "-_"
+        )
+        try:
+            path = await fetch(
+                url,
+                ctx.settings.recordings_dir,
+                f"twilio-{safe}.wav",
+                ctx.settings,
+                form.get("AccountSid"),
+            )
+            event = RecordingFinished(str(path), read_wav_info(path).duration)
+        except Exception as error:
+            log.warning("call %s: recording not fetched: %s", form.call_sid, error)
+            event = RecordingFailed()
+    return await run_in_threadpool(_advance, form, lambda: event, ctx, request, session)
 
 
 @router.post("/status")
 def status(form: Form, ctx: Context) -> Response:
     if form.get("CallStatus") in ENDED_STATUSES:
-        session = CallSession.resume(ctx.services, form.get("CallSid", ""))
-        if session is not None:
+        session = CallSession.resume(ctx.services, form.call_sid)
+        if session is not None and not session.state.ended:
             session.feed(Hangup())
     return Response(status_code=204)
 
 
 @router.get("/recording/{name}")
-def recording(name: str, ctx: Context, token: str = "") -> FileResponse:
-    """The caller's own recording, played back to them; the token keeps other people out."""
+def recording(
+    name: str, ctx: Context, token: str = "", call: str = "", expires: str = ""
+) -> FileResponse:
+    """The caller's own recording, played back to them during their call; the signed,
+    expiring link keeps other people out."""
+    if not NAME.fullmatch(name) or len(token) > 64 or len(call) > 64:
+        raise HTTPException(404)
     path = ctx.settings.recordings_dir / name
-    if not hmac.compare_digest(token, _token(name, ctx.settings)) or not path.is_file():
+    if not playback.valid(name, call, expires, token, ctx.settings) or not path.is_file():
         raise HTTPException(404)
     return FileResponse(path, media_type="audio/wav")
 
 
-def _advance(form: dict, event: Event, ctx: Context, request: Request) -> Response:
-    call_sid = form.get("CallSid", "")
+# --- turns ---------------------------------------------------------------------------------
+
+
+def _session_for_turn(form: Webhook, ctx: AppContext) -> CallSession | Response | None:
+    """The call to advance, or the answer already given when this request is a retry or a
+    replay; None for a call this server never saw (or cannot load: the turn then fails over)."""
     try:
-        session = CallSession.resume(ctx.services, call_sid)
-        if session is None:
-            log.warning("webhook for unknown call %s: starting it over", call_sid)
-            return voice(form, ctx, request)
-        actions = session.feed(event)
+        session = CallSession.resume(ctx.services, form.call_sid)
     except Exception:
-        log.exception("could not advance Twilio call %s", call_sid)
+        log.exception("could not load Twilio call %s", form.call_sid)
+        return None
+    saved = session.saved if session is not None else None
+    if saved is None or saved.reply is None:
+        return session
+    if form.token is not None and form.token == saved.reply_token:
+        log.info("call %s: a retry of turn %d (same idempotency token)", saved.id, saved.turn)
+        return _xml(saved.reply)
+    if form.turn is not None and form.turn < saved.turn:
+        log.warning(
+            "call %s: a request for turn %d, answered already (now %d): the same answer again",
+            saved.id, form.turn, saved.turn,
+        )  # fmt: skip
+        return _xml(saved.reply)
+    return session
+
+
+def _advance(
+    form: Webhook,
+    event: Callable[[], Event],
+    ctx: AppContext,
+    request: Request,
+    session: CallSession | Response | bool | None = False,
+) -> Response:
+    if session is False:
+        session = _session_for_turn(form, ctx)
+    if isinstance(session, Response):
+        return session
+    try:
+        if session is None:
+            if ctx.services.calls.load(form.call_sid) is not None:
+                raise RuntimeError("the call's record exists but could not be loaded")
+            log.warning("webhook for unknown call %s: starting it over", form.call_sid)
+            return voice(form, ctx, request)
+        session.feed(event(), render=_renderer(form, ctx, request), token=form.token)
+    except TurnTaken:
+        return _last_reply(form, ctx, request)
+    except Exception:
+        log.exception("could not advance Twilio call %s", form.call_sid)
         return _unavailable(form, ctx, request)
-    return _twiml(actions, ctx, request)
+    return _xml(session.reply or "")
 
 
-def _twiml(actions: tuple[act.Action, ...], ctx: AppContext, request: Request) -> Response:
-    base = (ctx.settings.public_url or str(request.base_url)).rstrip("/")
-    return Response(
-        render(actions, base, lambda audio: _audio_url(audio, base, ctx.settings)),
-        media_type="application/xml",
-    )
+def _last_reply(form: Webhook, ctx: AppContext, request: Request) -> Response:
+    """Another request answered this turn a moment earlier: its answer is the one to give."""
+    saved = ctx.services.calls.load(form.call_sid)
+    if saved is None or saved.reply is None:
+        return _unavailable(form, ctx, request)
+    return _xml(saved.reply)
 
 
-def _unavailable(form: dict, ctx: AppContext, request: Request) -> Response:
+def _renderer(
+    form: Webhook, ctx: AppContext, request: Request
+) -> Callable[[tuple[act.Action, ...], int], str]:
+    base = _base(ctx, request)
+    call = form.call_sid
+
+    def answer(actions: tuple[act.Action, ...], turn: int) -> str:
+        return render(
+            actions, base, lambda audio: _audio_url(audio, base, call, ctx.settings), turn
+        )
+
+    return answer
+
+
+def _base(ctx: AppContext, request: Request) -> str:
+    return (ctx.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def _xml(text: str) -> Response:
+    return Response(text, media_type="application/xml")
+
+
+def _unavailable(form: Webhook, ctx: AppContext, request: Request) -> Response:
     """The database is unreachable: say so in Persian and hand the caller to a person (the
     session records the transfer's cause when it still can)."""
-    call_sid = form.get("CallSid", "")
-    actions = CallSession.fail_over(ctx.services, call_sid, ctx.settings.province)
-    return _twiml(actions, ctx, request)
+    actions = CallSession.fail_over(ctx.services, form.call_sid, ctx.settings.province)
+    base = _base(ctx, request)
+    call = form.call_sid
+    return _xml(render(actions, base, lambda audio: _audio_url(audio, base, call, ctx.settings)))
 
 
-def _audio_url(audio: act.Audio, base: str, settings: Settings) -> str:
+def _audio_url(audio: act.Audio, base: str, call: str, settings: Settings) -> str:
     if isinstance(audio, act.Recorded):
-        name = Path(audio.path).name
-        return f"{base}/twilio/recording/{name}?token={_token(name, settings)}"
+        return playback.link(base, Path(audio.path).name, call, settings)
     return f"{base}/prompts/fa/{file_stem(audio)}.wav"
-
-
-def _token(name: str, settings: Settings) -> str:
-    key = settings.secret.encode()
-    return hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _download(url: str, call_sid: str, recording_sid: str, ctx: AppContext) -> Path:
-    """Fetch ``<Record>``'s audio as WAV into storage/recordings, with the account's credentials."""
-    settings = ctx.settings
-    auth = None
-    if settings.twilio_account_sid and settings.twilio_auth_token:
-        auth = (settings.twilio_account_sid, settings.twilio_auth_token)
-    wav_url = url if url.endswith(".wav") else f"{url}.wav"
-    reply = httpx.get(wav_url, auth=auth, timeout=10, follow_redirects=True)
-    if reply.status_code == 404 and wav_url != url:
-        reply = httpx.get(url, auth=auth, timeout=10, follow_redirects=True)
-    reply.raise_for_status()
-    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c for c in f"{call_sid}-{recording_sid or 'rec'}" if c.isalnum() or c in "-_")
-    path = settings.recordings_dir / f"twilio-{safe}.wav"
-    path.write_bytes(reply.content)
-    return path
