@@ -224,6 +224,13 @@ class SchedulerStatus:
         self._state: SchedulerState = "starting" if enabled else "disabled"
         self._beat = time.monotonic()
         self.thread: threading.Thread | None = None
+        self.store_error: str | None = None
+        """The job store's last error while it keeps failing (None once it works again)."""
+        self.store_failing_s = 0.0
+        self.rebuilds = 0
+        """APScheduler threads this node had to rebuild since it started."""
+        self.gave_up = 0
+        """Times this node gave up the lead because its job store kept failing."""
         self.limit_s = 3 * max(settings.scheduler_retry_seconds, settings.scheduler_check_seconds)
         self.limit_s += 10
 
@@ -313,6 +320,9 @@ def _lead(
             if not leader.still_leader():
                 log.error("node %s lost the leader lock", settings.node_name)
                 break
+            scheduler = _watch(scheduler, engine, settings, status)
+            if scheduler is None:
+                break
             status.beat()
     finally:
         if scheduler is not None and scheduler.running:
@@ -321,17 +331,73 @@ def _lead(
         engine.dispose()
 
 
+STORE_RETRY_S = 2.0
+"""After a job-store error, how soon the scheduler looks again."""
+STORE_GIVE_UP_S = 30.0
+"""A job store failing this long: give up the lead, so a node that can reach it takes over."""
+
+
+def _watch(
+    scheduler: BackgroundScheduler, engine: Engine, settings: Settings, status: SchedulerStatus
+) -> BackgroundScheduler | None:
+    """The leader's look at its scheduler: the same one if healthy, a new one if its thread
+    died, None to give up the lead (its job store has failed for ``STORE_GIVE_UP_S``)."""
+    failing = getattr(scheduler, "failing_since", None)
+    status.store_error = getattr(scheduler, "store_error", None) if failing else None
+    status.store_failing_s = 0.0 if failing is None else time.monotonic() - failing
+    if status.store_failing_s >= STORE_GIVE_UP_S:
+        log.error(
+            "node %s gives up the lead: the job store has failed for %.0f s (%s)",
+            settings.node_name,
+            status.store_failing_s,
+            status.store_error,
+        )
+        status.gave_up += 1
+        return None
+    thread = getattr(scheduler, "_thread", None)
+    if scheduler.running and thread is not None and thread.is_alive():
+        return scheduler
+    log.error("node %s: the APScheduler thread died; rebuilding the scheduler", settings.node_name)
+    with contextlib.suppress(Exception):
+        scheduler.shutdown(wait=False)
+    fresh = make_scheduler(engine)
+    fresh.start(paused=True)
+    for spec in JOBS:
+        _ensure_job(fresh, spec, settings)
+    fresh.resume()
+    status.rebuilds += 1
+    return fresh
+
+
 class _Scheduler(BackgroundScheduler):
-    """APScheduler 3 may look for due jobs after ``shutdown()`` has begun: a job due at that
-    moment fails to reach the stopped executor, yet its stored next run time moves on, and that
-    run is lost. Checking the state under the job-store lock, which ``shutdown()`` takes too,
-    closes the gap."""
+    """Two fixes to APScheduler 3's loop.
+
+    It may look for due jobs after ``shutdown()`` has begun: a job due at that moment fails to
+    reach the stopped executor, yet its stored next run time moves on, and that run is lost.
+    Checking the state under the job-store lock, which ``shutdown()`` takes too, closes the gap.
+
+    And a job-store error while it stores a job's next run time (SQLite locked for longer than
+    its busy timeout, PostgreSQL gone) escapes the loop and ends the scheduler's thread for good.
+    Here it is logged, remembered for the leader's watch (:func:`_watch`) and retried soon.
+    """
+
+    failing_since: float | None = None
+    store_error: str | None = None
 
     def _process_jobs(self) -> float | None:
         with self._jobstores_lock:
             if self.state == STATE_STOPPED:
                 return None
-            return super()._process_jobs()  # type: ignore[no-any-return]
+            try:
+                wait = super()._process_jobs()
+            except Exception as error:
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                self.store_error = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                log.warning("scheduler: the job store failed (%s); retrying", self.store_error)
+                return STORE_RETRY_S
+            self.failing_since = self.store_error = None
+            return wait  # type: ignore[no-any-return]
 
 
 def make_scheduler(engine: Engine) -> BackgroundScheduler:

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
 
     agi_host: str = "127.0.0.1"
     agi_port: Port = 4573
+    agi_max_connections: int = Field(default=200, ge=1, le=10_000)
+    """FastAGI connections open at once; the next is refused (and logged), and the dialplan
+    hands that caller to an agent."""
+    agi_env_seconds: Seconds = 5
+    """How long a FastAGI client has for its whole environment (Asterisk sends it at once)."""
+    agi_command_idle_seconds: Seconds = 60
+    """How long an AGI reply may take beyond the command's own wait (a digit's timeout, a
+    recording's length) before the call is given up."""
 
     ami_host: str = "127.0.0.1"
     ami_port: Port = 5038
@@ -95,6 +103,11 @@ class Settings(BaseSettings):
     """The Asterisk queue (queues.conf) callers are handed to; Twilio uses the same name."""
     node_name: str = "node1"
     """This node's name in tracking-number blocks, the scheduler's logs and /healthz."""
+
+    followup_tries_per_ticket: int = Field(default=5, ge=1, le=100)
+    """Wrong last-4 answers for one ticket per Tehran day before only an agent can open it."""
+    followup_tries_per_caller: int = Field(default=10, ge=1, le=1000)
+    """Wrong last-4 answers from one calling number per Tehran day, whichever tickets."""
 
     scheduler_enabled: bool = True
     """Whether ``ivr serve`` runs the scheduler too (``--no-scheduler`` turns it off once)."""

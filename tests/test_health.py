@@ -140,6 +140,24 @@ def test_a_dead_scheduler_thread_is_503(tmp_path: Path) -> None:
     assert reply.json()["problems"] == ["the scheduler thread is dead"]
 
 
+def test_a_failing_job_store_is_503_and_said(tmp_path: Path) -> None:
+    """What the leader's watch reports while its job store fails (see
+    tests/multinode/test_scheduler_liveness.py for the real lock): said, and 503."""
+    settings = Settings(storage_dir=tmp_path)
+    status = SchedulerStatus(settings)
+    status.set("leader")
+    status.store_error, status.store_failing_s, status.rebuilds = "OperationalError: locked", 12, 1
+    base_url, stop = serve_app(create_app(settings, build_services(settings), scheduler=status))
+    try:
+        reply = httpx.get(f"{base_url}/healthz", timeout=5)
+    finally:
+        stop()
+    assert reply.status_code == 503
+    scheduler = reply.json()["scheduler"]
+    assert scheduler["job_store"] == "failing" and scheduler["rebuilds"] == 1
+    assert "job store has failed for 12 s (OperationalError: locked)" in reply.json()["problems"][0]
+
+
 def test_a_silent_scheduler_is_dead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A loop that stopped beating (stuck in a lock query, say) for longer than its limit."""
     settings = Settings(storage_dir=tmp_path, scheduler_retry_seconds=1, scheduler_check_seconds=1)

@@ -19,7 +19,7 @@ from ivr.tickets.db import make_engine, upgrade
 from ivr.tickets.models import Call, CallStep, Status, Ticket, TrackingBlock
 from ivr.tickets.render import jalali, ticket_detail, ticket_json, ticket_table
 from ivr.tickets.service import CreatedTicket, TicketDraft, TicketNotFound, TicketService
-from ivr.tickets.tracking import FIRST_BODY, is_valid_tracking
+from ivr.tickets.tracking import is_valid_tracking
 
 
 def draft(callback: str = "09121234567", **changes: object) -> TicketDraft:
@@ -66,10 +66,6 @@ def db(tmp_path: Path) -> Database:
 @pytest.fixture
 def service(db: Database, tmp_path: Path) -> TicketService:
     return db.service(tmp_path)
-
-
-def sequence_of(tracking: str) -> int:
-    return int(tracking[:-1]) - FIRST_BODY
 
 
 def test_create_get_round_trip(service: TicketService) -> None:
@@ -185,7 +181,8 @@ def test_two_nodes_many_threads_get_unique_numbers(db: Database, tmp_path: Path)
         owner = {b.id: b.node for b in s.exec(select(TrackingBlock))}
     for node, tracking, _ in made:  # each number comes from a block its own node reserved
         assert tracking is not None
-        assert owner[sequence_of(tracking) // 20] == node
+        sequence = nodes[node].allocator.sequence_of(tracking)
+        assert sequence is not None and owner[sequence // 20] == node
 
 
 def test_allocator_reserves_ahead_and_survives_an_outage(db: Database, tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ FULL_DAYS = frozenset({SATURDAY, SUNDAY, MONDAY, TUESDAY, WEDNESDAY})
 MAX_CLOSED_DAYS = 3 * 366
 """A calendar closed for longer than this is a data error, not a long holiday: fail loudly."""
 
+RUN_DAYS = 32
+"""Working days worked out at a time for ``working_intervals``: more than any SLA needs."""
+
 HolidayKind = Literal["fixed", "lunar", "holiday", "closure"]
 HOLIDAY_KINDS: frozenset[str] = frozenset({"fixed", "lunar", "holiday", "closure"})
 """fixed: the law's Jalali days (seeded, never moved); lunar: the Hijri days, seeded from the
@@ -106,6 +109,11 @@ class WorkCalendar:
         self._by_day: dict[date, list[Holiday]] = {}
         for holiday in self.holidays:
             self._by_day.setdefault(holiday.day, []).append(holiday)
+        # Memos: a calendar never changes after it is built (with_holidays makes a new one), and
+        # every ticket's deadlines walk the same few weeks of days, so each day is worked out once.
+        self._next_day: dict[tuple[date, str], date] = {}
+        self._utc_hours: dict[tuple[date, str], tuple[datetime, datetime]] = {}
+        self._runs: dict[tuple[date, str], tuple[tuple[tuple[datetime, datetime], ...], date]] = {}
 
     def with_holidays(self, *more: Holiday) -> WorkCalendar:
         """A new calendar with extra days off (a closure decreed today): recompute deadlines."""
@@ -155,6 +163,13 @@ class WorkCalendar:
 
     def next_working_day(self, day: date, province: str) -> date:
         """``day`` itself if it is a working day, else the first one after it."""
+        key = (day, province)
+        found = self._next_day.get(key)
+        if found is None:
+            found = self._next_day[key] = self._find_working_day(day, province)
+        return found
+
+    def _find_working_day(self, day: date, province: str) -> date:
         for offset in range(MAX_CLOSED_DAYS):
             candidate = day + timedelta(days=offset)
             if self.is_working_day(candidate, province):
@@ -185,16 +200,40 @@ class WorkCalendar:
         start = as_utc(start_utc)
         end = as_utc(end_utc) if end_utc is not None else None
         day = self.local_day(start)
-        while end is None or datetime.combine(day, time(0), tzinfo=self.tz) < end:
-            day = self.next_working_day(day, province)
-            hours = self.opening_hours(day, province)
-            assert hours is not None
-            lo, hi = max(hours[0].astimezone(UTC), start), hours[1].astimezone(UTC)
-            if end is not None:
-                hi = min(hi, end)
-            if lo < hi:
-                yield lo, hi
-            day += timedelta(days=1)
+        while True:
+            hours, day = self._run_from(day, province)
+            for opens, closes in hours:
+                if end is not None and opens >= end:
+                    return
+                lo, hi = max(opens, start), closes if end is None else min(closes, end)
+                if lo < hi:
+                    yield lo, hi
+
+    def _run_from(
+        self, day: date, province: str
+    ) -> tuple[tuple[tuple[datetime, datetime], ...], date]:
+        """The hours (aware UTC) of the next ``RUN_DAYS`` working days from ``day`` on, and the
+        day after the last of them: what every deadline from that day walks, worked out once."""
+        key = (day, province)
+        run = self._runs.get(key)
+        if run is None:
+            hours = []
+            for _ in range(RUN_DAYS):
+                day = self.next_working_day(day, province)
+                hours.append(self._working_hours_utc(day, province))
+                day += timedelta(days=1)
+            run = self._runs[key] = (tuple(hours), day)
+        return run
+
+    def _working_hours_utc(self, day: date, province: str) -> tuple[datetime, datetime]:
+        """Opening and closing of a working ``day`` as aware UTC, worked out once per day."""
+        key = (day, province)
+        hours = self._utc_hours.get(key)
+        if hours is None:
+            local = self.opening_hours(day, province)
+            assert local is not None  # only asked for working days
+            hours = self._utc_hours[key] = (local[0].astimezone(UTC), local[1].astimezone(UTC))
+        return hours
 
     def working_time_between(self, a_utc: datetime, b_utc: datetime, province: str) -> timedelta:
         """Office time between two moments (zero if b is not after a)."""

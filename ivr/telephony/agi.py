@@ -14,6 +14,11 @@ AGI process per call, so four things are fixed here:
 
 The socket is always closed when the handler returns: Asterisk keeps the channel's thread (and
 the channel) alive until it is.
+
+Anyone who reaches the FastAGI port can talk to it, so it is bounded (:class:`AgiLimits`): a
+line and the whole environment have a size cap, the environment a total deadline, each command
+an idle limit on top of its own wait, and the server a cap on open connections. Nothing reaches
+the handler (so no call row is written) before a complete, valid environment.
 """
 
 from __future__ import annotations
@@ -59,6 +64,130 @@ def _write_timings() -> None:
     if _timings:
         with open(_TIMINGS_PATH, "a", encoding="utf-8") as f:
             f.write("".join(_timings))
+
+
+@dataclass(frozen=True)
+class AgiLimits:
+    """How much a FastAGI client may send and how long it may take (see the module docstring)."""
+
+    line_bytes: int = 8192
+    """One line, environment or reply: Asterisk's own are far shorter."""
+    env_bytes: int = 64 * 1024
+    env_lines: int = 256
+    """Asterisk sends about 25 environment lines plus one per AGI argument."""
+    env_deadline_s: float = 5.0
+    """For the whole environment, however slowly it drips in (Asterisk sends it at once)."""
+    command_idle_s: float = 60.0
+    """How long a reply may take beyond the command's own wait (a recording's length, a
+    digit's timeout): a stream of one prompt never comes near it."""
+    max_connections: int = 200
+    """Open FastAGI connections (calls in the IVR) at once; the next is refused and logged, and
+    the dialplan sends that caller to the agents' queue."""
+
+
+class BadEnvironment(Exception):
+    """What a client sent is not an AGI environment within the limits (the message says why)."""
+
+
+ENV_KEY = re.compile(r"^agi_[a-z0-9_]{1,64}$")
+REQUIRED_ENV = ("agi_channel", "agi_uniqueid")
+"""What every environment Asterisk sends has, and what a call is known by."""
+
+
+def parse_environment(data: bytes, limits: AgiLimits | None = None) -> dict[str, str]:
+    """The AGI environment in ``data`` (``agi_key: value`` lines up to a blank line), or
+    ``BadEnvironment``: over a limit, no blank line, a line that is not ``agi_key: value``, a
+    key twice, or a required key missing. Pure: the reader below feeds it."""
+    limits = limits or AgiLimits()
+    if len(data) > limits.env_bytes:
+        raise BadEnvironment(f"environment over {limits.env_bytes} bytes")
+    if data.startswith(b"\n"):
+        body = b""  # a blank line at once: an empty environment (refused below)
+    else:
+        end = data.find(b"\n\n")
+        if end < 0:
+            raise BadEnvironment("environment without its closing blank line")
+        body = data[:end]
+    lines = body.split(b"\n") if body else []
+    if len(lines) > limits.env_lines:
+        raise BadEnvironment(f"environment over {limits.env_lines} lines")
+    env: dict[str, str] = {}
+    for raw in lines:
+        if len(raw) > limits.line_bytes:
+            raise BadEnvironment(f"environment line over {limits.line_bytes} bytes")
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        key, colon, value = line.partition(":")
+        key = key.strip()
+        if not colon or not ENV_KEY.match(key):
+            raise BadEnvironment(f"not an environment line: {line[:80]!r}")
+        if key in env:
+            raise BadEnvironment(f"environment key {key} twice")
+        env[key] = value.strip()
+    missing = [key for key in REQUIRED_ENV if not env.get(key)]
+    if missing:
+        raise BadEnvironment(f"environment without {', '.join(missing)}")
+    return env
+
+
+def read_environment(stdin: Any, limits: AgiLimits) -> dict[str, str]:
+    """Read lines up to the blank one (stopping as soon as a limit is passed) and parse them."""
+    data = bytearray()
+    for _ in range(limits.env_lines + 1):
+        line = stdin.readline(limits.line_bytes + 1)
+        if not line:
+            raise BadEnvironment("connection closed before the end of the environment")
+        if not line.endswith(b"\n"):
+            if len(line) > limits.line_bytes:
+                raise BadEnvironment(f"environment line over {limits.line_bytes} bytes")
+            raise BadEnvironment("connection closed before the end of the environment")
+        data += line
+        if len(data) > limits.env_bytes:
+            raise BadEnvironment(f"environment over {limits.env_bytes} bytes")
+        if line in (b"\n", b"\r\n"):
+            return parse_environment(bytes(data).replace(b"\r\n", b"\n"), limits)
+    raise BadEnvironment(f"environment over {limits.env_lines} lines")
+
+
+class _SocketReader:
+    """``readline`` straight from a socket, bounded in length and in time.
+
+    A buffered socket file only has a timeout per ``recv``: a client sending a byte a second
+    would keep a line (and a thread) forever. Here each line must arrive before ``deadline``.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray()
+        self.deadline: float | None = None
+        """``time.monotonic()`` by which the next line must be complete; None: no limit."""
+
+    def readline(self, size: int = -1) -> bytes:
+        while True:
+            end = self._buf.find(b"\n")
+            if end >= 0 and (size < 0 or end < size):
+                return self._take(end + 1)
+            if 0 <= size <= len(self._buf):
+                return self._take(size)  # as file.readline(size): a part line, no newline
+            timeout = None if self.deadline is None else self.deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                raise TimeoutError("FastAGI client too slow")
+            self._sock.settimeout(timeout)
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                return self._take(len(self._buf))
+            self._buf += chunk
+
+    def _take(self, n: int) -> bytes:
+        line = bytes(self._buf[:n])
+        del self._buf[:n]
+        return line
+
+    def close(self) -> None:
+        """The socket is the handler's to close."""
+
+
+class AgiTimeout(Exception):
+    """Asterisk (or whoever is on the socket) did not answer a command in time."""
 
 
 class CallerHungUp(Exception):
@@ -130,7 +259,9 @@ class _DebugLog(io.TextIOBase):
 class _Pyst2Agi(AGI):
     """pyst2's AGI on a FastAGI socket: no signal handler, our own result parser."""
 
-    def __init__(self, rfile: BinaryIO, wfile: io.TextIOBase) -> None:
+    def __init__(
+        self, rfile: BinaryIO | _SocketReader, wfile: io.TextIOBase, limits: AgiLimits | None = None
+    ) -> None:
         # AGI.__init__ is skipped on purpose: it calls signal.signal(SIGHUP, ...), which raises
         # ValueError in any thread but the main one and would, in the main thread, replace the
         # process's handler for every call. It only sets the attributes below and reads the env.
@@ -138,13 +269,15 @@ class _Pyst2Agi(AGI):
         self.stdout = wfile
         self.stderr = _DebugLog()
         self._got_sighup = False
-        self.env: dict[str, str] = {}
-        self._get_agi_env()
+        self.limits = limits or AgiLimits()
+        self.env: dict[str, str] = read_environment(rfile, self.limits)
 
     def _readline(self) -> str:
-        raw = self.stdin.readline()
+        raw = self.stdin.readline(self.limits.line_bytes + 1)
         if not raw:
             raise EOFError("Asterisk closed the FastAGI connection")
+        if not raw.endswith(b"\n") and len(raw) > self.limits.line_bytes:
+            raise AgiError(f"a reply line over {self.limits.line_bytes} bytes")
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         log.debug("AGI << %s", line)
         return line
@@ -171,6 +304,15 @@ class _Pyst2Agi(AGI):
             raise AgiError(f"unexpected reply from Asterisk: {line!r}")
         endpos = int(r["endpos"]) if r["endpos"] is not None else None
         return AgiResult(200, r["result"], r["data"] or "", endpos, line)
+
+
+LONGEST_WAIT_S = 3600.0
+"""What a command that waits "forever" (timeout -1) may take before its reply."""
+
+
+def _wait_s(timeout_ms: float) -> float:
+    """A command's own wait in seconds; -1 (forever) is bounded too."""
+    return LONGEST_WAIT_S if timeout_ms < 0 else timeout_ms / 1000
 
 
 def _quote(value: object) -> str:
@@ -237,13 +379,21 @@ class AgiCall:
         return out
 
     # ------------------------------------------------------------------ plumbing
-    def command(self, *words: object) -> AgiResult:
+    def command(self, *words: object, wait_s: float = 0.0) -> AgiResult:
         """Send one AGI command, its name first (``command("WAIT FOR DIGIT", 5000)``), and
-        return the reply; a dead channel raises CallerHungUp."""
+        return the reply; a dead channel raises CallerHungUp. The reply must come within
+        ``wait_s`` (what the command itself waits for) plus the idle limit, else AgiTimeout."""
         name = str(words[0]) if words else ""
         sent = time.monotonic()
+        reader = self._agi.stdin
+        if isinstance(reader, _SocketReader):
+            reader.deadline = sent + self._agi.limits.command_idle_s + max(wait_s, 0.0)
         try:
             res = self._agi.execute(*[str(w) for w in words])
+        except TimeoutError as exc:
+            raise AgiTimeout(
+                f"no reply to {name} within {time.monotonic() - sent:.0f} s on {self.channel}"
+            ) from exc
         except (AGISIGPIPEHangup, EOFError, ConnectionError) as exc:
             self.hung_up = True
             raise CallerHungUp(name) from exc
@@ -302,7 +452,7 @@ class AgiCall:
 
     def wait_for_digit(self, timeout_ms: int) -> str:
         """Wait up to ``timeout_ms`` for one key; '' when none came (-1 waits forever)."""
-        res = self.command("WAIT FOR DIGIT", int(timeout_ms))
+        res = self.command("WAIT FOR DIGIT", int(timeout_ms), wait_s=_wait_s(timeout_ms))
         if res.result == "-1":
             self._after_minus_one("WAIT FOR DIGIT")
             raise AgiError("WAIT FOR DIGIT failed")
@@ -321,7 +471,13 @@ class AgiCall:
         """
         if first_prompt is None:
             return self._collect(timeout_ms, max_digits)
-        res = self.command("GET DATA", _check_name(first_prompt), int(timeout_ms), int(max_digits))
+        res = self.command(
+            "GET DATA",
+            _check_name(first_prompt),
+            int(timeout_ms),
+            int(max_digits),
+            wait_s=_wait_s(timeout_ms) * (int(max_digits) + 1),
+        )
         if res.result == "-1":
             self._after_minus_one("GET DATA")
             self._missing(first_prompt)
@@ -386,7 +542,7 @@ class AgiCall:
         if silence_s:
             words.append(f"s={int(silence_s)}")
         started = time.monotonic()
-        res = self.command(*words)
+        res = self.command(*words, wait_s=_wait_s(-1 if timeout_ms is None else timeout_ms))
         samples = max(res.endpos or 0, 0)
         if res.data == "hangup":
             self.hung_up = True
@@ -429,28 +585,27 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         owner = self.server.owner
         sock: socket.socket = self.request
-        rfile = sock.makefile("rb")
+        rfile = _SocketReader(sock)
         wfile = sock.makefile("w", encoding="utf-8", newline="\n")
         call: AgiCall | None = None
         error: BaseException | None = None
         owner._track(sock, add=True)
         try:
-            sock.settimeout(owner.env_timeout)  # a client that never sends the env
+            rfile.deadline = time.monotonic() + owner.limits.env_deadline_s
             try:
-                agi = _Pyst2Agi(rfile, wfile)  # type: ignore[arg-type]
-            except (TimeoutError, ConnectionError) as exc:
-                log.warning(
-                    "FastAGI client %s sent no AGI environment: %r", self.client_address, exc
-                )
+                agi = _Pyst2Agi(rfile, wfile, owner.limits)  # type: ignore[arg-type]
+            except (BadEnvironment, TimeoutError, OSError) as exc:
+                reason = "too slow" if isinstance(exc, TimeoutError) else str(exc)
+                log.warning("FastAGI client %s refused: %s", self.client_address, reason)
                 return
-            if not agi.env:
-                return
-            sock.settimeout(owner.command_timeout)
             call = AgiCall(agi, strict_prompts=owner.strict_prompts)
             owner.handler(call)
         except CallerHungUp as exc:
             error = exc
             log.info("caller hung up (%s) on %s", exc.command, call.channel if call else "?")
+        except AgiTimeout as exc:
+            error = exc
+            log.warning("FastAGI call given up: %s", exc)
         except BaseException as exc:
             error = exc
             log.exception("FastAGI handler failed")
@@ -464,11 +619,15 @@ class _Handler(socketserver.BaseRequestHandler):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
             owner._track(sock, add=False)
+            owner._leave()
             if owner.on_finished is not None:
                 try:
                     owner.on_finished(call, error)
                 except Exception:
                     log.exception("on_finished hook failed")
+
+
+REFUSAL_LOG_EVERY_S = 10.0
 
 
 class _TcpServer(socketserver.ThreadingTCPServer):
@@ -477,6 +636,10 @@ class _TcpServer(socketserver.ThreadingTCPServer):
     block_on_close = False
     request_queue_size = 128  # a burst of calls must not be refused while threads start
     owner: FastAgiServer
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Refused (closed at once, before a thread starts) when the connection cap is reached."""
+        return self.owner._admit(client_address)
 
 
 class FastAgiServer:
@@ -494,14 +657,16 @@ class FastAgiServer:
         *,
         strict_prompts: bool = False,
         on_finished: FinishedHook | None = None,
-        env_timeout: float = 10.0,
-        command_timeout: float | None = 3600.0,
+        limits: AgiLimits | None = None,
     ) -> None:
         self.handler = handler
         self.strict_prompts = strict_prompts
         self.on_finished = on_finished
-        self.env_timeout = env_timeout
-        self.command_timeout = command_timeout
+        self.limits = limits or AgiLimits()
+        self.refused = 0
+        """Connections refused at the cap since the server started."""
+        self._open = 0
+        self._refusal_logged = float("-inf")
         self._server = _TcpServer((host, port), _Handler)
         self._server.owner = self
         self._thread: threading.Thread | None = None
@@ -518,6 +683,30 @@ class FastAgiServer:
     def active_calls(self) -> int:
         with self._lock:
             return len(self._sockets)
+
+    def _admit(self, client_address: Any) -> bool:
+        with self._lock:
+            if self._open < self.limits.max_connections:
+                self._open += 1
+                return True
+            self.refused += 1
+            refused, now = self.refused, time.monotonic()
+            say = now - self._refusal_logged >= REFUSAL_LOG_EVERY_S
+            if say:
+                self._refusal_logged = now
+        if say:  # under a flood: one line every few seconds, with the running count
+            log.warning(
+                "FastAGI: %d connections open, the limit (IVR_AGI_MAX_CONNECTIONS); refused %s "
+                "(%d refused so far)",
+                self.limits.max_connections,
+                client_address[0] if client_address else "?",
+                refused,
+            )
+        return False
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._open -= 1
 
     def _track(self, sock: socket.socket, add: bool) -> None:
         with self._lock:

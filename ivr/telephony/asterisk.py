@@ -23,7 +23,7 @@ from ivr.flow.resume import QueueReturn, ReturnReason
 from ivr.prompts import ASTERISK_SUBDIR, file_stem, read_wav_info
 from ivr.session import CallSession, Services
 from ivr.settings import Settings
-from ivr.telephony.agi import AgiCall, CallerHungUp, FastAgiServer
+from ivr.telephony.agi import AgiCall, AgiLimits, CallerHungUp, FastAgiServer
 
 log = logging.getLogger(__name__)
 
@@ -164,5 +164,12 @@ def _safe(text: str) -> str:
 
 
 def agi_server(services: Services, settings: Settings) -> FastAgiServer:
-    """The FastAGI server ``ivr serve`` runs beside the web app."""
-    return FastAgiServer(AsteriskCalls(services, settings), settings.agi_host, settings.agi_port)
+    """The FastAGI server ``ivr serve`` runs beside the web app, within the settings' limits."""
+    limits = AgiLimits(
+        env_deadline_s=settings.agi_env_seconds,
+        command_idle_s=settings.agi_command_idle_seconds,
+        max_connections=settings.agi_max_connections,
+    )
+    return FastAgiServer(
+        AsteriskCalls(services, settings), settings.agi_host, settings.agi_port, limits=limits
+    )

@@ -10,10 +10,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.clock import as_stored, utcnow
 from ivr.tickets.db import session_scope
-from ivr.tickets.models import (
-    TrackingBlock,
-)
-from ivr.tickets.tracking import tracking_from_sequence
+from ivr.tickets.models import TrackingBlock, TrackingKey
+from ivr.tickets.tracking import keyed_sequence, keyed_tracking
+
+MAX_BLOCK_SIZE = 1000
+"""Migration 0009 counts on it: every sequence number reserved before it is below
+``(last block + 1) * MAX_BLOCK_SIZE``."""
+
+
+class TrackingKeyMissing(RuntimeError):
+    """The database has no tracking key: it was not upgraded (``ivr db upgrade``)."""
+
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +31,14 @@ class TrackingAllocator:
     Every node sharing a database must use the same block size B. The next block is reserved
     when the current one is half used, so numbers keep coming while the database is briefly
     down; a restart forgets the rest of its blocks (gaps are harmless, duplicates are not).
+    A sequence number becomes a tracking number through the database's shared key
+    (:func:`ivr.tickets.tracking.keyed_tracking`), read with the first block: distinct
+    sequence numbers give distinct tracking numbers, and neighbours are far apart.
     """
 
     def __init__(self, engine: Engine, node: str, block_size: int = 20) -> None:
-        if block_size < 2:
-            raise ValueError("block_size must be at least 2")
+        if not 2 <= block_size <= MAX_BLOCK_SIZE:
+            raise ValueError(f"block_size must be 2..{MAX_BLOCK_SIZE}")
         self._engine = engine
         self._node = node
         self.block_size = block_size
@@ -37,6 +47,7 @@ class TrackingAllocator:
         self._end = 0  # the current block is used up when _next == _end
         self._spare: int | None = None  # a block reserved ahead, not yet started
         self._reserving = False
+        self._key: tuple[bytes, int] | None = None  # the shared secret and legacy_end
 
     def next_sequence(self) -> int:
         """The next sequence number; raises an UNAVAILABLE error only if no reserved one is left."""
@@ -57,7 +68,14 @@ class TrackingAllocator:
         return n
 
     def next_tracking(self) -> str:
-        return tracking_from_sequence(self.next_sequence())
+        n = self.next_sequence()
+        assert self._key is not None  # read with the first block, before any number
+        return keyed_tracking(n, *self._key)
+
+    def sequence_of(self, tracking: str) -> int | None:
+        """Which sequence number (and so which block) a tracking number of this database's key
+        came from; None for one it did not issue (or before the key is read)."""
+        return None if self._key is None else keyed_sequence(tracking, *self._key)
 
     def ensure_ready(self) -> None:
         """Hold a block before any number is needed (best effort), so that even the first
@@ -83,6 +101,11 @@ class TrackingAllocator:
 
     def _new_block(self) -> int:
         with session_scope(self._engine) as session:
+            if self._key is None:
+                row = session.get(TrackingKey, 1)
+                if row is None:
+                    raise TrackingKeyMissing("no tracking key in the database: run ivr db upgrade")
+                self._key = (bytes.fromhex(row.secret), row.legacy_end)
             row = TrackingBlock(
                 node=self._node, allocated_at=as_stored(TrackingBlock.allocated_at, utcnow())
             )

@@ -103,6 +103,17 @@ class TrackingBlock(SQLModel, table=True):
     allocated_at: datetime = Field(default_factory=utcnow)
 
 
+class TrackingKey(SQLModel, table=True):
+    """The secret tracking numbers are derived with (one row, written by migration 0009), and
+    where consecutive numbers from before it end (ivr.tickets.tracking.keyed_tracking)."""
+
+    __tablename__ = "tracking_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    secret: str = Field(max_length=64)
+    legacy_end: int = 0
+
+
 class Call(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=16)

@@ -7,6 +7,7 @@ people make most, so a typo is refused instead of opening someone else's ticket.
 
 from __future__ import annotations
 
+import hmac
 import re
 
 from ivr.speech import normalize_digits
@@ -96,3 +97,88 @@ def tracking_from_sequence(n: int) -> str:
         )
     text = str(body)
     return text + verhoeff_check_digit(text)
+
+
+# -- numbers that are not consecutive --------------------------------------------------------
+
+SPACE = LAST_BODY - FIRST_BODY + 1
+"""How many nine-digit bodies there are: 900,000,000."""
+_MAX_HALF_BITS = 15
+"""The Feistel network works on at most 30 bits (two halves of 15); 2**30 covers SPACE."""
+_ROUNDS = 8
+
+
+def _round(key: bytes, step: int, half: int, bits: int) -> int:
+    digest = hmac.new(key, step.to_bytes(1, "big") + half.to_bytes(2, "big"), "sha256").digest()
+    return int.from_bytes(digest[:2], "big") & ((1 << bits) - 1)
+
+
+def _feistel(key: bytes, x: int, bits: int) -> int:
+    """A keyed permutation of [0, 4**bits): eight rounds of a balanced Feistel network."""
+    left, right = x >> bits, x & ((1 << bits) - 1)
+    for step in range(_ROUNDS):
+        left, right = right, left ^ _round(key, step, right, bits)
+    return (left << bits) | right
+
+
+def _feistel_back(key: bytes, y: int, bits: int) -> int:
+    """The inverse of :func:`_feistel`."""
+    left, right = y >> bits, y & ((1 << bits) - 1)
+    for step in reversed(range(_ROUNDS)):
+        left, right = right ^ _round(key, step, left, bits), left
+    return (left << bits) | right
+
+
+def _half_bits(size: int) -> int:
+    """Halves just wide enough for ``size``: the walk below then takes about 1–4 steps."""
+    return max(1, ((size - 1).bit_length() + 1) // 2)
+
+
+def permute(n: int, key: bytes, size: int) -> int:
+    """A keyed permutation of [0, size) (size ≤ 2**30): the Feistel network, walked again while
+    its value falls outside the range (cycle walking keeps it a bijection)."""
+    if not 0 <= n < size <= 1 << (2 * _MAX_HALF_BITS):
+        raise ValueError(f"{n} is outside 0..{size - 1}")
+    bits = _half_bits(size)
+    x = _feistel(key, n, bits)
+    while x >= size:
+        x = _feistel(key, x, bits)
+    return x
+
+
+def unpermute(x: int, key: bytes, size: int) -> int:
+    """The inverse of :func:`permute`."""
+    if not 0 <= x < size <= 1 << (2 * _MAX_HALF_BITS):
+        raise ValueError(f"{x} is outside 0..{size - 1}")
+    bits = _half_bits(size)
+    n = _feistel_back(key, x, bits)
+    while n >= size:
+        n = _feistel_back(key, n, bits)
+    return n
+
+
+def keyed_tracking(n: int, key: bytes, legacy_end: int) -> str:
+    """The tracking number of sequence ``n`` under ``key``: neighbours in the sequence land far
+    apart, so a real number cannot be guessed from another.
+
+    Bodies below ``FIRST_BODY + legacy_end`` belong to tickets numbered before numbers were
+    keyed (consecutively, by :func:`tracking_from_sequence`); keyed numbers never land there.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"keyed_tracking needs an int, got {n!r}")
+    body = FIRST_BODY + legacy_end + permute(n, key, SPACE - legacy_end)
+    text = str(body)
+    return text + verhoeff_check_digit(text)
+
+
+def keyed_sequence(tracking: str, key: bytes, legacy_end: int) -> int | None:
+    """The sequence number a keyed tracking number came from (None: not a keyed number), so a
+    number can be traced to the block, and the node, that issued it."""
+    digits = _digits(tracking)
+    if digits is None or len(digits) != MAX_LENGTH or not is_valid_tracking(digits):
+        return None
+    offset = int(digits[:-1]) - FIRST_BODY - legacy_end
+    size = SPACE - legacy_end
+    if not 0 <= offset < size:
+        return None
+    return unpermute(offset, key, size)

@@ -33,19 +33,32 @@ def ping() -> PlainTextResponse:
 @router.get("/healthz")
 def healthz(request: Request, ctx: Context) -> JSONResponse:
     """This node: the database (reachable, schema revision) and its scheduler (leader,
-    follower, starting, disabled or dead); 503 unless the database answers with the schema
-    this version needs and the scheduler, where it runs, is alive."""
+    follower, starting, disabled or dead; whether its job store works, how often its thread
+    was rebuilt or the lead given up); 503 unless the database answers with the schema this
+    version needs and the scheduler, where it runs, is alive and can store its jobs."""
     problems: list[str] = []
     database = _database(ctx, problems)
     status: SchedulerStatus = request.app.state.scheduler
     state = status.state
     if state == "dead":
         problems.append("the scheduler thread is dead")
+    if state == "leader" and status.store_error is not None:
+        problems.append(
+            f"the scheduler's job store has failed for {status.store_failing_s:.0f} s "
+            f"({status.store_error}); the lead is given up if it goes on"
+        )
     body = {
         "status": "unhealthy" if problems else "ok",
         "node": ctx.settings.node_name,
         "database": database,
-        "scheduler": {"state": state, "silent_s": round(status.silent_s, 1)},
+        "scheduler": {
+            "state": state,
+            "silent_s": round(status.silent_s, 1),
+            "job_store": "ok" if status.store_error is None else "failing",
+            "job_store_error": status.store_error,
+            "rebuilds": status.rebuilds,
+            "gave_up_lead": status.gave_up,
+        },
         "problems": problems,
     }
     return JSONResponse(body, status_code=503 if problems else 200)

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlmodel import Session, func, select
 
 from ivr.tickets.db import make_engine
-from ivr.tickets.models import Ticket, TicketEvent, TrackingBlock
-from ivr.tickets.tracking import FIRST_BODY, is_valid_tracking
+from ivr.tickets.models import Ticket, TicketEvent, TrackingBlock, TrackingKey
+from ivr.tickets.tracking import is_valid_tracking, keyed_sequence
 
 WORKER = Path(__file__).with_name("ticket_worker.py")
 TICKETS = 1000
@@ -68,13 +68,17 @@ def test_two_nodes_create_a_thousand_tickets_at_once(migrated_url: str, tmp_path
                 select(func.count()).select_from(TicketEvent).where(TicketEvent.kind == "created")
             ).one()
             owner = dict(session.exec(select(TrackingBlock.id, TrackingBlock.node)).all())
+            key = session.get(TrackingKey, 1)
+            assert key is not None
     finally:
         engine.dispose()
     assert stored == set(numbers)
     assert events == TICKETS
     for node in NODES:
         for number in reported[node]:
-            block = (int(number[:-1]) - FIRST_BODY) // BLOCK
+            sequence = keyed_sequence(number, bytes.fromhex(key.secret), key.legacy_end)
+            assert sequence is not None, number
+            block = sequence // BLOCK
             assert owner[block] == node, f"{number} from {node} is in {owner[block]}'s block"
     blocks = {node: [b for b, owner_node in owner.items() if owner_node == node] for node in NODES}
     a, b = (blocks[node] for node in NODES)
