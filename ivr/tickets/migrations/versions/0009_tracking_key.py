@@ -1,7 +1,7 @@
 """Tracking numbers that are not consecutive: the shared key, made once at upgrade.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-01
 
 One row: a random secret every node derives tracking numbers with (ivr.tickets.tracking.
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
