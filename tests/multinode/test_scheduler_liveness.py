@@ -73,7 +73,7 @@ def leading(url: str, tmp_path: Path, **changes: Any) -> Iterator[tuple[Runs, An
         mp.setattr(sched, "JOBS", jobs)
         thread.start()
         try:
-            runs.wait_for_run_after(0, 20)
+            runs.wait_for_run_after(0, 40)
             yield runs, status, thread
         finally:
             stop.set()
@@ -108,7 +108,7 @@ def test_the_watch_runs_again_after_a_long_lock(migrated_url: str, tmp_path: Pat
                 assert status.store_error is not None and "locked" in status.store_error
                 assert status.state == "leader"
         released = time.monotonic()
-        assert runs.wait_for_run_after(released, 15) < 15
+        assert runs.wait_for_run_after(released, 40) < 40
         assert thread.is_alive()
         assert status.state == "leader"
         time.sleep(1.5)  # the next watch of the leader sees the store working again
@@ -130,7 +130,7 @@ def test_a_job_store_that_keeps_failing_gives_up_the_lead(
                 time.sleep(0.2)
             assert status.gave_up == 1
         released = time.monotonic()
-        assert runs.wait_for_run_after(released, 15) < 15  # it leads again, in the same thread
+        assert runs.wait_for_run_after(released, 40) < 40  # it leads again, in the same thread
         assert thread.is_alive()
         assert status.state == "leader"
 
@@ -156,9 +156,9 @@ def test_a_dead_scheduler_thread_is_rebuilt(
 
     with leading(url, tmp_path) as (runs, status, thread):
         monkeypatch.setattr(sched._Scheduler, "_process_jobs", dies_once)
-        assert killed.wait(10)
+        assert killed.wait(30)
         died = time.monotonic()
-        assert runs.wait_for_run_after(died, 15) < 15
+        assert runs.wait_for_run_after(died, 40) < 40  # generous: a loaded machine
         assert status.rebuilds == 1
         assert thread.is_alive()
         assert status.state == "leader"
