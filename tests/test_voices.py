@@ -273,11 +273,15 @@ def test_every_generated_prompt_is_telephone_audio_evenly_loud_and_unclipped(
             continue
         # Headroom: no sample above -1 dBFS (sox prints amplitudes to 6 places).
         assert db(peak) <= audio.PEAK_CEILING_DB + 0.01, (prompt_id, db(peak))
-        speech_levels[prompt_id] = speech_rms_db(path)
-    low, high = min(speech_levels.values()), max(speech_levels.values())
+        speech_levels[prompt_id] = (speech_rms_db(path), db(peak))
+    low = min(level for level, _ in speech_levels.values())
+    high = max(level for level, _ in speech_levels.values())
     print(f"{rendered.parent.name}: speech RMS {low:.2f} … {high:.2f} dBFS")
-    for prompt_id, level in speech_levels.items():
-        assert abs(level - audio.TARGET_RMS_DB) <= 1.5, (prompt_id, level)
+    for prompt_id, (level, peak_db) in speech_levels.items():
+        assert level <= audio.TARGET_RMS_DB + 1.5, (prompt_id, level)
+        if level < audio.TARGET_RMS_DB - 1.5:
+            # Quieter only where the headroom stopped the gain: the peak sits at the ceiling.
+            assert peak_db >= audio.PEAK_CEILING_DB - 0.1, (prompt_id, level, peak_db)
     assert high - low <= 2.5
 
 
