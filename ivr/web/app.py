@@ -8,7 +8,7 @@ from ivr.scheduler import SchedulerStatus
 from ivr.services import build_services
 from ivr.session import Services
 from ivr.settings import Settings, get_settings
-from ivr.web import health, pages, prompts, try_, twilio, twilio_queue
+from ivr.web import health, pages, prompts, try_, twilio, twilio_agents, twilio_queue
 from ivr.web.deps import AppContext
 
 
@@ -27,6 +27,7 @@ def create_app(
     for router in (
         twilio.router,
         twilio_queue.router,
+        twilio_agents.router,
         prompts.router,
         health.router,
         try_.router,
