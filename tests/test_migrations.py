@@ -21,6 +21,7 @@ from sqlmodel import SQLModel
 from ivr.callbacks import models as _callbacks  # noqa: F401  (their tables too)
 from ivr.tickets import models  # noqa: F401  (fills SQLModel.metadata)
 from ivr.tickets.db import alembic_config, make_engine, upgrade
+from ivr.users import models as _users  # noqa: F401  (the users table too)
 
 
 def schema_diff(engine: Engine) -> list[object]:

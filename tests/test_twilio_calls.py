@@ -657,7 +657,9 @@ def test_public_url_behind_proxy(start_server: Callable[..., IvrServer], token: 
         )
         assert agent.status_code == 200
         assert f"<Play>{PUBLIC_URL}/prompts/fa/agent-transfer.wav</Play>" in agent.text
-        assert "<Enqueue>124-agents</Enqueue>" in agent.text
+        assert ">124-agents</Enqueue>" in agent.text
+        assert f'waitUrl="{PUBLIC_URL}/twilio/queue/wait"' in agent.text
+        assert f'action="{PUBLIC_URL}/twilio/queue/done"' in agent.text
 
 
 # --- hang-ups ----------------------------------------------------------------------------------

@@ -48,7 +48,14 @@ XML_CONTENT_TYPES = frozenset({"text/xml", "application/xml"})
 
 # Verbs this phone executes, and what may be nested in them.
 _NESTABLE_IN_GATHER = frozenset({"Say", "Play", "Pause"})
-_TERMINAL = {"Enqueue": "enqueue", "Hangup": "hangup", "Reject": "hangup"}
+_TERMINAL = {
+    "Enqueue": "enqueue",
+    "Hangup": "hangup",
+    "Reject": "hangup",
+    "Leave": "leave",  # in a queue's wait URL: back to the <Enqueue action>
+    "Dial": "dial",
+}
+_NESTABLE_IN_DIAL = frozenset({"Number", "Queue", "Client", "Sip"})
 _KNOWN_VERBS = frozenset({"Say", "Play", "Pause", "Gather", "Record", "Redirect"} | set(_TERMINAL))
 
 
@@ -63,7 +70,7 @@ class Turn:
     status_code: int
     xml: str
     plays: list[str]  # <Play> URLs reached, in order (inside and outside <Gather>)
-    waiting_for: str  # "gather" | "record" | "enqueue" | "hangup" | "end"
+    waiting_for: str  # "gather" | "record" | "enqueue" | "hangup" | "leave" | "dial" | "end"
     gather: dict | None  # attributes of the pending <Gather>
     record: dict | None  # attributes of the pending <Record>
     enqueue: str | None  # queue name of <Enqueue>
@@ -178,6 +185,15 @@ def _check_verb(el: ET.Element, xml: str, url: str) -> None:
         key = el.get("finishOnKey")
         if key is not None and (len(key) > 1 or (key and key not in DTMF_KEYS)):
             raise _fail(f"<Gather finishOnKey={key!r}> must be one of 0-9 # * or ''", xml, url)
+        return
+    if tag == "Dial":
+        for child in el:
+            if child.tag not in _NESTABLE_IN_DIAL:
+                raise _fail(f"<{child.tag}> cannot be nested in <Dial>", xml, url)
+            if not (child.text or "").strip():
+                raise _fail(f"<{child.tag}> in <Dial> needs a value", xml, url)
+        if not len(el) and not (el.text or "").strip():
+            raise _fail("<Dial> needs a number or a noun", xml, url)
         return
     if len(el):
         raise _fail(f"<{tag}> cannot contain nested elements", xml, url)

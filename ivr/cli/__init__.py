@@ -25,6 +25,7 @@ from ivr.cli import (
     speak,
     supervisors,
     tickets,
+    users,
 )
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ app.add_typer(outbox.app, name="outbox")
 app.add_typer(flow.app, name="flow")
 app.add_typer(queue.app, name="queue")
 app.add_typer(callbacks.app, name="callbacks")
+app.add_typer(users.app, name="users")
 
 USAGE_ERROR = 2
 FAILURE = 1

@@ -38,6 +38,13 @@ def prompts_build(
     except PromptError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
+    from ivr.hold_music import HoldMusicError, build_hold_music
+
+    try:
+        build_hold_music(settings.generated_prompts_dir)  # the queue's music on Twilio
+    except HoldMusicError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
     typer.echo(
         f"voice {choice.voice.name}: rendered {len(report.rendered)}, "
         f"unchanged {len(report.unchanged)}, studio {len(report.studio)}, "

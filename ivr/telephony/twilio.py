@@ -53,7 +53,15 @@ def render(
                 )
                 response.redirect(f"{base}/twilio/recorded{query}", method="POST")
             case act.Transfer(queue):
-                response.enqueue(queue)
+                # The wait URL speaks the position and offers the callback; the action URL hears
+                # how the caller left the queue (ivr.web.twilio_queue).
+                response.enqueue(
+                    queue,
+                    wait_url=f"{base}/twilio/queue/wait",
+                    wait_url_method="POST",
+                    action=f"{base}/twilio/queue/done",
+                    method="POST",
+                )
             case act.HangUp():
                 response.hangup()
     return str(response)

@@ -8,7 +8,7 @@ from ivr.scheduler import SchedulerStatus
 from ivr.services import build_services
 from ivr.session import Services
 from ivr.settings import Settings, get_settings
-from ivr.web import health, pages, prompts, try_, twilio
+from ivr.web import health, pages, prompts, try_, twilio, twilio_agents, twilio_queue
 from ivr.web.deps import AppContext
 
 
@@ -24,6 +24,13 @@ def create_app(
     app.state.context = AppContext(settings, services or build_services(settings))
     app.state.scheduler = scheduler or SchedulerStatus(settings, enabled=False)
     app.mount("/static", pages.static_files(), name="static")
-    for router in (twilio.router, prompts.router, health.router, try_.router):
+    for router in (
+        twilio.router,
+        twilio_queue.router,
+        twilio_agents.router,
+        prompts.router,
+        health.router,
+        try_.router,
+    ):
         app.include_router(router)
     return app

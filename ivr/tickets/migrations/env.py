@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 from ivr.callbacks import models as _callbacks  # noqa: F401  (their tables too)
 from ivr.tickets import models  # noqa: F401  (fills SQLModel.metadata)
 from ivr.tickets.db import make_engine
+from ivr.users import models as _users  # noqa: F401  (the users table too)
 
 target_metadata = SQLModel.metadata
 

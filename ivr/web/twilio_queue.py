@@ -1,0 +1,162 @@
+"""Twilio's side of the agents' queue: what a waiting caller hears, and how the queue ends.
+
+``<Enqueue waitUrl=… action=…>`` (``ivr.telephony.twilio.render``) points here. The wait URL is
+asked again each time its document ends (the ``<Redirect>`` at its end), so each answer is one
+announcement: the caller's position and expected wait in Persian, then hold music; from the
+second announcement on (counted in the ``n`` query parameter, which Twilio signs with the URL)
+the callback key is offered while someone is ahead. Key 1 answers ``<Leave/>``, and Twilio then
+requests the action URL with ``QueueResult=leave``: the flow goes on at the callback step.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.clock import utcnow
+from ivr.flow.engine import QUEUE_REFUSED
+from ivr.flow.events import QueueLeft
+from ivr.hold_music import HOLD_MUSIC_FILE, hold_music_path
+from ivr.prompts import file_stem
+from ivr.session import CallSession
+from ivr.speech import number_fragments
+from ivr.web.deps import AppContext, Context
+from ivr.web.twilio import Form, _twiml, _unavailable
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/twilio/queue", tags=["twilio"])
+
+MAX_POSITION = 999
+"""Larger positions (a malformed request) are not spoken as a number."""
+CONTINUES_FLOW = frozenset({"leave"}) | QUEUE_REFUSED
+"""Queue results after which the menus go on (the callback step, the "no agent" menu); after
+the others (bridged, hangup, redirected) the call is over for the IVR."""
+
+
+def base_url(ctx: AppContext, request: Request) -> str:
+    return (ctx.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def prompt_url(base: str, prompt_id: str) -> str:
+    return f"{base}/prompts/fa/{file_stem(prompt_id)}.wav"
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def position_prompts(position: int) -> list[str]:
+    """«نفر بعدی شما هستید» for 1, «شما در صف، نفر شماره‌ی n هستید» after; nothing when unknown."""
+    if position == 1:
+        return ["queue.youarenext"]
+    if 2 <= position <= MAX_POSITION:
+        return ["queue.thereare", *number_fragments(position), "queue.callswaiting"]
+    return []
+
+
+def wait_prompts(average_s: int) -> list[str]:
+    """The expected wait in whole minutes, said only from one minute on."""
+    minutes = average_s // 60
+    if minutes < 1:
+        return []
+    return ["queue.holdtime", *number_fragments(min(minutes, MAX_POSITION)), "queue.minutes"]
+
+
+def _xml(response: VoiceResponse) -> Response:
+    return Response(str(response), media_type="application/xml")
+
+
+def _hangup() -> Response:
+    response = VoiceResponse()
+    response.hangup()
+    return _xml(response)
+
+
+@router.post("/wait")
+def wait(form: Form, ctx: Context, request: Request, n: int = 0) -> Response:
+    """One announcement; the redirect at its end asks for the next one (``n`` + 1)."""
+    base = base_url(ctx, request)
+    position = _int(form.get("QueuePosition"))
+    response = VoiceResponse()
+    for prompt in position_prompts(position) + wait_prompts(_int(form.get("AvgQueueTime"))):
+        response.play(prompt_url(base, prompt))
+    music = f"{base}/twilio/queue/{HOLD_MUSIC_FILE}"
+    if n >= 1 and position >= 2:
+        gather = response.gather(
+            input="dtmf",
+            num_digits=1,
+            action=f"{base}/twilio/queue/key?n={n}",
+            method="POST",
+            timeout=1,
+        )
+        gather.play(prompt_url(base, "queue.periodic-announce"))
+        gather.play(music)
+    else:
+        response.play(music)
+    response.redirect(f"{base}/twilio/queue/wait?n={n + 1}", method="POST")
+    return _xml(response)
+
+
+@router.post("/key")
+def key(form: Form, ctx: Context, request: Request, n: int = 0) -> Response:
+    """1 leaves the queue for the callback step; any other key goes back to waiting."""
+    response = VoiceResponse()
+    if form.get("Digits", "").strip() == "1":
+        response.leave()
+    else:
+        response.redirect(f"{base_url(ctx, request)}/twilio/queue/wait?n={n + 1}", method="POST")
+    return _xml(response)
+
+
+@router.get(f"/{HOLD_MUSIC_FILE}")
+def music(ctx: Context) -> Response:
+    """The hold music ``ivr prompts build`` made; 404 until it has been built."""
+    from fastapi import HTTPException
+    from fastapi.responses import FileResponse
+
+    path = hold_music_path(ctx.settings.generated_prompts_dir)
+    if not path.is_file():
+        raise HTTPException(404, "no hold music: run `ivr prompts build`")
+    return FileResponse(path, media_type="audio/wav")
+
+
+@router.post("/done")
+def done(form: Form, ctx: Context, request: Request) -> Response:
+    """The ``<Enqueue action>``: the queue's result and time go into the call record; after
+    ``leave`` (and a refused queue) the flow goes on, otherwise the call ends quietly."""
+    call_sid = form.get("CallSid", "")
+    result = form.get("QueueResult", "").strip() or "unknown"
+    waited = max(0, _int(form.get("QueueTime")))
+    left = utcnow()
+    entered = left - timedelta(seconds=waited)
+    try:
+        ctx.services.calls.update_queue(
+            call_sid,
+            {
+                "queue": ctx.settings.agent_queue,
+                "queue_joined_at": entered,
+                "queue_left_at": left,
+                "queue_wait_s": float(waited),
+                "queue_outcome": result,
+            },
+        )
+    except Exception:
+        log.exception("call %s: could not record the queue result %s", call_sid, result)
+    if result not in CONTINUES_FLOW:
+        return _hangup()
+    try:
+        session = CallSession.resume(ctx.services, call_sid)
+        if session is None:
+            log.warning("queue result %s for unknown call %s: hanging up", result, call_sid)
+            return _hangup()
+        actions = session.feed(QueueLeft(result, entered_at=entered))
+    except Exception:
+        log.exception("could not continue Twilio call %s after the queue", call_sid)
+        return _unavailable(form, ctx, request)
+    return _twiml(actions, ctx, request)

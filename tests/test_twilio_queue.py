@@ -1,0 +1,199 @@
+"""The agents' queue on Twilio through a real ``ivr serve``: what the wait URL says, the callback
+key, and the ``<Enqueue action>`` that records the queue and goes on with the flow.
+
+Requests are signed as Twilio signs them (``TwilioPhone``); the TwiML is checked with the same
+strict parser as the calls' tests.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from twilio_phone import TwilioPhone, parse_twiml
+
+if TYPE_CHECKING:
+    from conftest import CallHelpers, IvrServer
+
+CALLER = "+989121234567"
+CALLBACK = "09121234567"
+
+
+@pytest.fixture
+def phones(server: IvrServer) -> Iterator[Callable[..., TwilioPhone]]:
+    made: list[TwilioPhone] = []
+
+    def make(from_number: str = CALLER) -> TwilioPhone:
+        phone = TwilioPhone(server.base_url, server.token, from_number=from_number)
+        made.append(phone)
+        return phone
+
+    yield make
+    for phone in made:
+        phone.close()
+
+
+def post(phone: TwilioPhone, path: str, **params: str) -> list[ET.Element]:
+    """A signed webhook as Twilio sends it for this call; its TwiML's verbs, checked."""
+    url = phone.url_for(path)
+    response: httpx.Response = phone._request(url, "POST", params)
+    assert response.status_code == 200, response.text
+    return parse_twiml(response.text, url)
+
+
+def stems(verbs: list[ET.Element]) -> list[str]:
+    """The prompt stems and other URLs every <Play> reaches, nested ones included."""
+    out = []
+    for verb in verbs:
+        for play in [verb, *verb] if verb.tag == "Gather" else [verb]:
+            if play.tag == "Play":
+                path = urllib.parse.urlsplit((play.text or "").strip()).path
+                out.append(path.rsplit("/", 1)[-1].removesuffix(".wav"))
+    return out
+
+
+def wait(phone: TwilioPhone, position: int, average_s: int = 0, n: int = 0) -> list[ET.Element]:
+    return post(
+        phone,
+        f"/twilio/queue/wait?n={n}",
+        QueuePosition=str(position),
+        AvgQueueTime=str(average_s),
+        QueueTime="12",
+        CurrentQueueSize=str(max(position, 1)),
+        QueueSid="QU" + "0" * 32,
+    )
+
+
+def test_enqueue_carries_the_wait_and_action_urls(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    phone = phones()
+    phone.dial()
+    agent = phone.press("0")
+    assert agent.waiting_for == "enqueue" and agent.enqueue == "124-agents"
+    enqueue = ET.fromstring(agent.xml).find("Enqueue")
+    assert enqueue is not None
+    assert enqueue.get("waitUrl") == f"{server.base_url}/twilio/queue/wait"
+    assert enqueue.get("action") == f"{server.base_url}/twilio/queue/done"
+    assert (enqueue.get("waitUrlMethod"), enqueue.get("method")) == ("POST", "POST")
+
+
+def test_position_one_is_next_with_music_and_no_offer(phones: Callable[..., TwilioPhone]) -> None:
+    verbs = wait(phones(), position=1, average_s=30, n=3)
+    assert stems(verbs) == ["queue-youarenext", "hold-music"]  # under a minute: no wait said
+    assert [v.tag for v in verbs] == ["Play", "Play", "Redirect"]
+    assert verbs[-1].text.endswith("/twilio/queue/wait?n=4")
+
+
+def test_position_two_first_announcement_has_no_offer(phones: Callable[..., TwilioPhone]) -> None:
+    verbs = wait(phones(), position=2, average_s=185, n=0)
+    assert stems(verbs) == [
+        "queue-thereare",
+        "num-2",
+        "queue-callswaiting",
+        "queue-holdtime",
+        "num-3",
+        "queue-minutes",
+        "hold-music",
+    ]
+    assert "Gather" not in [v.tag for v in verbs]
+    assert verbs[-1].tag == "Redirect" and verbs[-1].text.endswith("/twilio/queue/wait?n=1")
+
+
+def test_position_ten_second_announcement_offers_the_callback(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    verbs = wait(phones(), position=10, average_s=25 * 60 + 10, n=1)
+    assert stems(verbs) == [
+        "queue-thereare",
+        "num-10",
+        "queue-callswaiting",
+        "queue-holdtime",
+        "num-20-o",
+        "num-5",
+        "queue-minutes",
+        "queue-periodic-announce",
+        "hold-music",
+    ]
+    gather = next(v for v in verbs if v.tag == "Gather")
+    assert gather.get("numDigits") == "1"
+    assert gather.get("action") == f"{server.base_url}/twilio/queue/key?n=1"
+
+
+def test_hold_music_is_served(server: IvrServer) -> None:
+    reply = httpx.get(f"{server.base_url}/twilio/queue/hold-music.wav")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "audio/wav"
+    assert reply.content[:4] == b"RIFF" and len(reply.content) > 8000 * 2 * 20  # ≥ 20 s
+
+
+def test_other_keys_go_back_to_waiting(phones: Callable[..., TwilioPhone]) -> None:
+    verbs = post(phones(), "/twilio/queue/key?n=2", Digits="5")
+    assert [v.tag for v in verbs] == ["Redirect"] and verbs[0].text.endswith("wait?n=3")
+
+
+def test_unsigned_queue_webhooks_are_refused(phones: Callable[..., TwilioPhone]) -> None:
+    phone = phones()
+    for path in ("/twilio/queue/wait", "/twilio/queue/key", "/twilio/queue/done"):
+        assert phone.post_raw(path, {"CallSid": phone.call_sid}, "bad").status_code == 403
+
+
+def test_callback_key_leaves_into_the_callback_step_and_keeps_the_place(
+    phones: Callable[..., TwilioPhone], server: IvrServer, calls: CallHelpers
+) -> None:
+    phone = phones()
+    phone.dial()
+    assert phone.press("0").waiting_for == "enqueue"
+    assert [v.tag for v in post(phone, "/twilio/queue/key?n=1", Digits="1")] == ["Leave"]
+
+    waited = 95
+    before = datetime.now(UTC)
+    done = phone._fetch(
+        phone.url_for("/twilio/queue/done"),
+        "POST",
+        {"QueueResult": "leave", "QueueTime": str(waited), "QueueSid": "QU" + "0" * 32},
+    )
+    confirm = phone._settle(done)
+    heard = calls.stems(confirm.plays)
+    assert heard[0] == "callback-your_number" and heard[-1] == "callback-confirm_menu", heard
+    assert calls.spoken_digits(heard) == CALLBACK
+    filed = phone.press("1")
+    assert calls.stems(filed.plays) == ["recall-filed"] and filed.waiting_for == "hangup"
+
+    call = server.sql("SELECT * FROM call WHERE external_id = ?", (phone.call_sid,))[0]
+    assert (call["queue_outcome"], call["queue_wait_s"]) == ("leave", waited)
+    assert call["queue"] == "124-agents" and call["outcome"] == "callback"
+    rows = server.sql("SELECT * FROM callback WHERE call_id = ?", (call["id"],))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["number"], row["status"]) == (CALLBACK, "pending")
+    entered = datetime.fromisoformat(row["entered_at"]).replace(tzinfo=UTC)
+    expected = before - timedelta(seconds=waited)
+    assert abs((entered - expected).total_seconds()) < 5, (entered, expected)
+
+
+def test_bridged_and_hangup_end_quietly(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    for result in ("bridged", "hangup"):
+        phone = phones()
+        phone.dial()
+        phone.press("0")
+        verbs = post(phone, "/twilio/queue/done", QueueResult=result, QueueTime="40")
+        assert [v.tag for v in verbs] == ["Hangup"]
+        call = server.sql("SELECT * FROM call WHERE external_id = ?", (phone.call_sid,))[0]
+        assert (call["queue_outcome"], call["queue_wait_s"]) == (result, 40)
+        assert call["outcome"] == "transferred"
+
+
+def test_queue_full_goes_to_the_no_agent_menu(phones: Callable[..., TwilioPhone]) -> None:
+    phone = phones()
+    phone.dial()
+    phone.press("0")
+    verbs = post(phone, "/twilio/queue/done", QueueResult="queue-full", QueueTime="0")
+    heard = stems(verbs)
+    assert heard[-1] == "no_agent-menu", heard
