@@ -1,7 +1,7 @@
 """Idempotent Twilio turns and one ticket per call.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-09
 
 ``call.turn`` counts the answers a call was given and ``call.reply`` keeps the last one (with
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
