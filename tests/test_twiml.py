@@ -109,7 +109,13 @@ def library_render(actions: tuple[act.Action, ...], base: str, turn: int | None)
                 )  # fmt: skip
                 response.redirect(f"{base}/twilio/recorded{query}", method="POST")
             case act.Transfer(queue):
-                response.enqueue(queue)
+                response.enqueue(
+                    queue,
+                    wait_url=f"{base}/twilio/queue/wait",
+                    wait_url_method="POST",
+                    action=f"{base}/twilio/queue/done",
+                    method="POST",
+                )
             case act.HangUp():
                 response.hangup()
     return str(response)

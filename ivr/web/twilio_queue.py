@@ -21,10 +21,9 @@ from ivr.flow.engine import QUEUE_REFUSED
 from ivr.flow.events import QueueLeft
 from ivr.hold_music import HOLD_MUSIC_FILE, hold_music_path
 from ivr.prompts import file_stem
-from ivr.session import CallSession
 from ivr.speech import number_fragments
 from ivr.web.deps import AppContext, Context
-from ivr.web.twilio import Form, _twiml, _unavailable
+from ivr.web.twilio import Form, _advance
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio/queue", tags=["twilio"])
@@ -151,12 +150,11 @@ def done(form: Form, ctx: Context, request: Request) -> Response:
     if result not in CONTINUES_FLOW:
         return _hangup()
     try:
-        session = CallSession.resume(ctx.services, call_sid)
-        if session is None:
-            log.warning("queue result %s for unknown call %s: hanging up", result, call_sid)
-            return _hangup()
-        actions = session.feed(QueueLeft(result, entered_at=entered))
-    except Exception:
-        log.exception("could not continue Twilio call %s after the queue", call_sid)
-        return _unavailable(form, ctx, request)
-    return _twiml(actions, ctx, request)
+        known = ctx.services.calls.load(call_sid) is not None
+    except Exception:  # _advance fails the caller over to a person if the database is out
+        known = True
+    if not known:
+        log.warning("queue result %s for unknown call %s: hanging up", result, call_sid)
+        return _hangup()
+    # A turn like any other: idempotent, saved with its answer, failing over when it must.
+    return _advance(form, lambda: QueueLeft(result, entered_at=entered), ctx, request)
