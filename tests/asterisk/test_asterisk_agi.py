@@ -165,7 +165,7 @@ def test_caller_hangup_raises_and_frees_the_channel(agi, ami, dial, pbx, command
     with ami.events("AGIExecStart", "Hangup") as events:
         d = dial(caller="talk")
         events.get("AGIExecStart", timeout=10, where=starts(command))
-        time.sleep(0.5)  # well inside the command
+        time.sleep(1.5)  # well inside the command, with some of the caller's voice recorded
         d.hang_up()
         call, error = agi.finished()
         assert isinstance(error, CallerHungUp), error
