@@ -3,12 +3,12 @@ the access switch and the rate limiter. The whole path over HTTP is in test_try_
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import wave
 from pathlib import Path
 
 import pytest
+from needs import need
 
 from ivr.flow import actions as act
 from ivr.flow.events import Digits, Hangup, RecordingFinished, Timeout
@@ -127,15 +127,10 @@ def test_containers_are_told_by_their_first_bytes() -> None:
         assert browser.container_of(other) is None
 
 
-needs_ffmpeg = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None, reason="ffmpeg (Debian package) is not installed"
-)
-
-
-@needs_ffmpeg
 def test_save_recording_converts_to_the_prompts_format_and_caps_its_length(
     tmp_path: Path,
 ) -> None:
+    need("ffmpeg", "ffmpeg")
     source = tmp_path / "long.webm"
     tone = ["-f", "lavfi", "-i", "sine=frequency=440:duration=5"]
     stereo = ["-ac", "2", "-ar", "48000", "-c:a", "libopus"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from needs import need
 
 from ivr import speech
 from ivr.prompts import audio_path, file_stem, load_catalog, read_manifest, read_wav_info
@@ -127,8 +128,8 @@ def test_bad_input_in_the_box_is_a_message_not_an_error_page(
     assert says in sound.json()["detail"]
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_chromium_loads_the_audio_of_the_box_and_of_a_prompt(server, prompts_built: Path) -> None:
+    need(str(CHROMIUM), "chromium")
     from playwright.sync_api import sync_playwright
 
     expected = sum(

@@ -7,7 +7,6 @@ limits, the request types another site cannot send, upload bounds and foreign ca
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tomllib
 import wave
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 from browser_phone import BrowserPhone, BrowserTurn, next_loopback_address
+from needs import need
 from test_terminal_call import COMPARED, SAME_KEYS, national_id, terminal_call
 from test_twilio_calls import NEW_REQUEST, assert_report
 from twilio_phone import TwilioPhone
@@ -185,8 +185,7 @@ def test_browser_recordings_are_converted_to_the_prompts_format(
 ) -> None:
     """What MediaRecorder gives (WebM/Opus in Chrome, Ogg in Firefox, MP4 in Safari) or a
     chosen file becomes 8 kHz mono 16-bit WAV, the format every prompt has."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg (Debian package) is not installed: only WAV can be read")
+    need("ffmpeg", "ffmpeg")
     codec = {
         "webm": ["-c:a", "libopus"],
         "ogg": ["-c:a", "libopus"],
