@@ -143,6 +143,7 @@ def main() -> None:
                     rows.append(run(url, args.tickets, args.requests, workdir))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        print(rows[-1] if rows else f"{backend}: failed", file=sys.stderr, flush=True)
     names = ("default list", "filtered list", "phone search", "ticket page", "my work")
     print(f"| backend | tickets | {' | '.join(names)} |")
     print("|---|---|" + "---|" * len(names))
