@@ -7,15 +7,20 @@ strict parser as the calls' tests.
 
 from __future__ import annotations
 
+import io
 import urllib.parse
+import wave
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from twilio_phone import TwilioPhone, parse_twiml
+
+from ivr.prompts import read_wav_info
 
 if TYPE_CHECKING:
     from conftest import CallHelpers, IvrServer
@@ -129,6 +134,57 @@ def test_hold_music_is_served(server: IvrServer) -> None:
     reply = httpx.get(f"{server.base_url}/twilio/queue/hold-music.wav")
     assert reply.status_code == 200 and reply.headers["content-type"] == "audio/wav"
     assert reply.content[:4] == b"RIFF" and len(reply.content) > 8000 * 2 * 20  # ≥ 20 s
+
+
+def music_seconds_asked(verbs: list[ET.Element]) -> int:
+    """The ``s`` of the hold-music URL a wait answer plays (in or outside its Gather)."""
+    plays = [p for v in verbs for p in ([v, *v] if v.tag == "Gather" else [v]) if p.tag == "Play"]
+    music = [p.text or "" for p in plays if "hold-music" in (p.text or "")]
+    assert len(music) == 1, music
+    return int(urllib.parse.parse_qs(urllib.parse.urlsplit(music[0]).query)["s"][0])
+
+
+def spoken_seconds(server: IvrServer, verbs: list[ET.Element]) -> float:
+    """What the prompts of a wait answer last, from the rendered files the server plays."""
+    folder = Path(server.env["IVR_GENERATED_PROMPTS_DIR"]) / "fa"
+    total = 0.0
+    for stem in stems(verbs):
+        if stem != "hold-music":
+            total += read_wav_info(folder / f"{stem}.wav").duration
+    return total
+
+
+def test_music_fills_the_announcement_interval(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    for position, n in ((1, 0), (2, 0), (10, 1)):
+        verbs = wait(phones(), position=position, average_s=185, n=n)
+        spoken = spoken_seconds(server, verbs)
+        assert 1 < spoken < 25, spoken
+        assert music_seconds_asked(verbs) == round(30 - spoken)  # the default interval
+
+
+def test_announcement_interval_is_a_setting(
+    start_server: Callable[..., IvrServer], token: str
+) -> None:
+    running = start_server(token=token, twilio_queue_announce_seconds="75")
+    phone = TwilioPhone(running.base_url, running.token, from_number=CALLER)
+    try:
+        verbs = wait(phone, position=3, average_s=0, n=0)
+    finally:
+        phone.close()
+    assert music_seconds_asked(verbs) == round(75 - spoken_seconds(running, verbs))
+    seven = httpx.get(f"{running.base_url}/twilio/queue/hold-music.wav?s=7")
+    assert seven.status_code == 200 and seven.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(seven.content)) as cut:
+        assert cut.getnframes() == 7 * cut.getframerate()  # looped or cut to exactly 7 s
+
+
+def test_a_wrong_announcement_interval_stops_the_server(ivr_cli: Callable[..., Any]) -> None:
+    done = ivr_cli("serve", "--port", "1", check=False, twilio_queue_announce_seconds="3")
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("ivr: bad setting IVR_TWILIO_QUEUE_ANNOUNCE_SECONDS='3'"), line
 
 
 def test_other_keys_go_back_to_waiting(phones: Callable[..., TwilioPhone]) -> None:
