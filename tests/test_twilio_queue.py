@@ -253,3 +253,81 @@ def test_queue_full_goes_to_the_no_agent_menu(phones: Callable[..., TwilioPhone]
     verbs = post(phone, "/twilio/queue/done", QueueResult="queue-full", QueueTime="0")
     heard = stems(verbs)
     assert heard[-1] == "no_agent-menu", heard
+
+
+# --- callbacks on Twilio ----------------------------------------------------------------------
+
+
+def open_attempt(server: IvrServer, number: str) -> int:
+    """A callback with one attempt placed on Twilio, through the real CLI's database."""
+    from ivr.callbacks.service import CallbackService
+    from ivr.tickets.db import make_engine
+
+    engine = make_engine(f"sqlite:///{server.db_path}")
+    try:
+        service = CallbackService(engine)
+        row = service.request(number, "qom", datetime.now(UTC))
+        assert row.id is not None
+        attempt = service.claim(row.id, "test", "twilio")
+        assert attempt is not None and attempt.id is not None
+        service.placed(attempt.id, "CA" + "5" * 32)
+        return attempt.id
+    finally:
+        engine.dispose()
+
+
+def attempt_row(server: IvrServer, attempt_id: int) -> Any:
+    return server.sql("SELECT * FROM callback_attempt WHERE id = ?", (attempt_id,))[0]
+
+
+def test_a_called_back_caller_hears_the_greeting_and_joins_the_queue(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    attempt = open_attempt(server, "09121230001")
+    verbs = post(phones(), f"/twilio/queue/callback?attempt={attempt}")
+    assert [v.tag for v in verbs] == ["Play", "Enqueue"]
+    assert stems(verbs) == ["callback_call-greeting"]
+    enqueue = verbs[1]
+    assert enqueue.text == "124-agents"
+    assert enqueue.get("waitUrl") == f"{server.base_url}/twilio/queue/wait"
+    assert (
+        enqueue.get("action") == f"{server.base_url}/twilio/queue/callback/done?attempt={attempt}"
+    )
+
+
+def test_the_status_callback_closes_the_attempt(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    attempt = open_attempt(server, "09121230002")
+    phone = phones()
+    ringing = phone._request(
+        phone.url_for(f"/twilio/queue/callback/status?attempt={attempt}"),
+        "POST",
+        {"CallStatus": "ringing"},
+    )
+    assert ringing.status_code == 204 and attempt_row(server, attempt)["ended_at"] is None
+    done = phone._request(
+        phone.url_for(f"/twilio/queue/callback/status?attempt={attempt}"),
+        "POST",
+        {"CallStatus": "no-answer"},
+    )
+    assert done.status_code == 204
+    row = attempt_row(server, attempt)
+    assert (row["outcome"], row["detail"]) == ("no_answer", "CallStatus=no-answer")
+    callback = server.sql("SELECT * FROM callback WHERE id = ?", (row["callback_id"],))[0]
+    assert (callback["status"], callback["attempts"]) == ("pending", 1)  # tried again later
+
+
+def test_a_full_queue_fails_the_attempt_with_a_goodbye(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    attempt = open_attempt(server, "09121230003")
+    verbs = post(
+        phones(), f"/twilio/queue/callback/done?attempt={attempt}", QueueResult="queue-full"
+    )
+    assert stems(verbs) == ["no_agent-goodbye"] and verbs[-1].tag == "Hangup"
+    assert attempt_row(server, attempt)["outcome"] == "failed"
+    bridged = open_attempt(server, "09121230004")
+    verbs = post(phones(), f"/twilio/queue/callback/done?attempt={bridged}", QueueResult="bridged")
+    assert [v.tag for v in verbs] == ["Hangup"]
+    assert attempt_row(server, bridged)["ended_at"] is None  # the status callback closes it

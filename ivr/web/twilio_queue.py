@@ -20,6 +20,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr.callbacks.models import Outcome
+from ivr.callbacks.twilio import twilio_outcome
 from ivr.clock import utcnow
 from ivr.flow.engine import QUEUE_REFUSED
 from ivr.flow.events import QueueLeft
@@ -207,3 +209,68 @@ def done(form: Form, ctx: Context, request: Request) -> Response:
         return _hangup()
     # A turn like any other: idempotent, saved with its answer, failing over when it must.
     return _advance(form, lambda: QueueLeft(result, entered_at=entered), ctx, request)
+
+
+# --- callbacks on Twilio (ivr.callbacks.twilio places them with calls.create) -----------------
+
+CALLBACK_FAILED_RESULTS = frozenset({"queue-full", "error", "system-error", "redirected-from"})
+"""Enqueue results of a called-back caller that no agent reached through no doing of theirs:
+the attempt counts as failed, and the callback is tried again (inside the agents' hours)."""
+
+
+def _attempt(value: str | None) -> int | None:
+    attempt = _int(value, -1)
+    return attempt if attempt > 0 else None
+
+
+@router.post("/callback")
+def callback_answer(form: Form, ctx: Context, request: Request, attempt: str = "") -> Response:
+    """The called-back caller answered: the greeting, then the agents' queue, where the free
+    agent the dispatcher counted on (waiting in ``<Dial><Queue>``) takes them."""
+    base = base_url(ctx, request)
+    attempt_id = _attempt(attempt)
+    if attempt_id is None:
+        return _hangup()
+    response = VoiceResponse()
+    response.play(prompt_url(base, "callback_call.greeting"))
+    response.enqueue(
+        ctx.settings.agent_queue,
+        wait_url=f"{base}/twilio/queue/wait",
+        wait_url_method="POST",
+        action=f"{base}/twilio/queue/callback/done?attempt={attempt_id}",
+        method="POST",
+    )
+    return _xml(response)
+
+
+@router.post("/callback/done")
+def callback_done(form: Form, ctx: Context, request: Request, attempt: str = "") -> Response:
+    """The called-back caller left the queue: bridged or hung up, the call's status callback
+    closes the attempt; a queue that refused them closes it as failed, with a goodbye."""
+    attempt_id = _attempt(attempt)
+    result = form.get("QueueResult", "").strip() or "unknown"
+    if attempt_id is None or result not in CALLBACK_FAILED_RESULTS:
+        return _hangup()
+    try:
+        ctx.services.callbacks.finish(attempt_id, Outcome.FAILED, f"QueueResult={result}")
+    except Exception:
+        log.exception("callback attempt %s: could not record QueueResult=%s", attempt_id, result)
+    response = VoiceResponse()
+    response.play(prompt_url(base_url(ctx, request), "no_agent.goodbye"))
+    response.hangup()
+    return _xml(response)
+
+
+@router.post("/callback/status")
+def callback_status(form: Form, ctx: Context, attempt: str = "") -> Response:
+    """``StatusCallback`` of a callback's call: its final CallStatus is the attempt's outcome
+    (a later one for a closed attempt changes nothing)."""
+    attempt_id = _attempt(attempt)
+    status = form.get("CallStatus", "")
+    outcome = twilio_outcome(status)
+    if attempt_id is not None and outcome is not None:
+        try:
+            ctx.services.callbacks.finish(attempt_id, outcome, f"CallStatus={status}")
+        except Exception:
+            log.exception("callback attempt %s: could not record CallStatus=%s", attempt_id, status)
+    return Response(status_code=204)
