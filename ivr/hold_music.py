@@ -62,3 +62,32 @@ def _sox(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise HoldMusicError(f"sox could not make the hold music: {done.stderr.strip()}")
+
+
+MAX_MUSIC_S = 600
+"""The longest stretch served at once (Twilio's longest queue wait between two announcements)."""
+
+
+def hold_music_cut(path: Path, seconds: float) -> bytes:
+    """The hold music looped or cut to ``seconds`` (1 to MAX_MUSIC_S), as one WAV file.
+
+    So the pause between two announcements in the Twilio queue can be any length, not a
+    multiple of the 24 s the music lasts. Raises OSError or ``wave.Error`` for a bad file.
+    """
+    import io
+    import wave
+
+    seconds = min(max(seconds, 1.0), MAX_MUSIC_S)
+    with wave.open(str(path), "rb") as source:
+        params = source.getparams()
+        frames = source.readframes(source.getnframes())
+    frame_size = params.sampwidth * params.nchannels
+    wanted = int(seconds * params.framerate) * frame_size
+    if not frames:
+        raise wave.Error(f"{path}: no audio")
+    body = (frames * (wanted // len(frames) + 1))[:wanted]
+    out = io.BytesIO()
+    with wave.open(out, "wb") as target:
+        target.setparams(params)
+        target.writeframes(body)
+    return out.getvalue()

@@ -274,6 +274,9 @@ class Settings(BaseSettings):
     """The Twilio number callbacks are placed from (E.164)."""
     twilio_timeout_seconds: float = Field(default=10, gt=0, le=60)
     """Bound on one Twilio REST request."""
+    twilio_queue_announce_seconds: int = Field(default=30, ge=10, le=600)
+    """From one announcement to the next in the Twilio agents' queue: the hold music after an
+    announcement is cut to fill the rest (Asterisk's is announce-frequency in queues.conf)."""
     agents_always_open: bool = False
     """A desk that answers round the clock: callers are never told agents are off (the
     agents' hours file still governs callbacks). Tests set it so a call's path does not

@@ -124,8 +124,8 @@ def test_calls_create_reaches_twilio_with_to_from_and_the_urls(twilio_api: FakeT
     (sent,) = twilio_api.created
     assert sent["To"] == "+989121234567"
     assert sent["From"] == FROM
-    assert sent["Url"] == f"{PUBLIC}/twilio/callback/answer?attempt=7"
-    assert sent["StatusCallback"] == f"{PUBLIC}/twilio/callback/status?attempt=7"
+    assert sent["Url"] == f"{PUBLIC}/twilio/queue/callback?attempt=7"
+    assert sent["StatusCallback"] == f"{PUBLIC}/twilio/queue/callback/status?attempt=7"
     assert sent["Timeout"] == "25"
     assert sid == "CA" + "1".zfill(32)
     credentials = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()

@@ -223,3 +223,55 @@ def test_whisper_for_an_unknown_call(server: IvrServer, agent: str) -> None:
     with TwilioPhone(server.base_url, server.token, from_number="anonymous") as line:
         verbs = post(line, "/twilio/agent/whisper", CallSid="CA" + "9" * 32)
     assert stems(verbs) == ["agent_line-whisper_unknown"]
+
+
+# --- the agents' line as the callback dispatcher sees it -----------------------------------------
+
+
+def line_rows(server: IvrServer, call_sid: str) -> list[tuple[str, str, str | None]]:
+    rows = server.sql("SELECT * FROM agent_line WHERE call_sid = ?", (call_sid,))
+    return [(r["agent"], r["state"], r["caller_sid"]) for r in rows]
+
+
+def test_the_line_knows_when_an_agent_is_free_talking_or_gone(
+    phone: TwilioPhone, server: IvrServer
+) -> None:
+    phone.dial("/twilio/agent")
+    assert line_rows(server, phone.call_sid) == []  # no PIN yet: not on the line
+    turn = phone.press(PIN + "#")
+    dial = ET.fromstring(turn.xml).find("Dial")
+    assert dial is not None
+    assert dial.get("action") == f"{server.base_url}/twilio/agent/next"
+    assert dial.get("timeout") == "600"
+    assert line_rows(server, phone.call_sid) == [("sara", "idle", None)]
+    # A caller is dequeued to the agent: Twilio's whisper request names both calls.
+    caller_sid = "CA" + "7" * 32
+    post(phone, "/twilio/agent/whisper", CallSid=caller_sid, DequeingCallSid=phone.call_sid)
+    assert line_rows(server, phone.call_sid) == [("sara", "talking", caller_sid)]
+    # That call ends; the Dial's action dials the queue again and the agent is free again.
+    verbs = post(phone, "/twilio/agent/next", DialCallStatus="completed", CallStatus="in-progress")
+    assert verbs[0].tag == "Dial"
+    assert verbs[0].find("Queue") is not None
+    assert line_rows(server, phone.call_sid) == [("sara", "idle", None)]
+    # The agent hangs up: the agents' number's status callback takes them off the line.
+    response = phone._request(
+        phone.url_for("/twilio/agent/status"), "POST", {"CallStatus": "completed"}
+    )
+    assert response.status_code == 204
+    assert line_rows(server, phone.call_sid) == []
+
+
+def test_an_agent_hanging_up_during_the_dial_leaves_the_line(
+    phone: TwilioPhone, server: IvrServer
+) -> None:
+    phone.dial("/twilio/agent")
+    phone.press(PIN + "#")
+    assert line_rows(server, phone.call_sid) == [("sara", "idle", None)]
+    verbs = post(phone, "/twilio/agent/next", DialCallStatus="no-answer", CallStatus="completed")
+    assert "Dial" not in [v.tag for v in verbs]
+    assert line_rows(server, phone.call_sid) == []
+
+
+def test_line_webhooks_must_be_signed(phone: TwilioPhone) -> None:
+    for path in ("/twilio/agent/next", "/twilio/agent/status"):
+        assert phone.post_raw(path, {"CallSid": phone.call_sid}, "bad").status_code == 403

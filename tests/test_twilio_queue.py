@@ -7,15 +7,20 @@ strict parser as the calls' tests.
 
 from __future__ import annotations
 
+import io
 import urllib.parse
+import wave
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from twilio_phone import TwilioPhone, parse_twiml
+
+from ivr.prompts import read_wav_info
 
 if TYPE_CHECKING:
     from conftest import CallHelpers, IvrServer
@@ -131,6 +136,57 @@ def test_hold_music_is_served(server: IvrServer) -> None:
     assert reply.content[:4] == b"RIFF" and len(reply.content) > 8000 * 2 * 20  # ≥ 20 s
 
 
+def music_seconds_asked(verbs: list[ET.Element]) -> int:
+    """The ``s`` of the hold-music URL a wait answer plays (in or outside its Gather)."""
+    plays = [p for v in verbs for p in ([v, *v] if v.tag == "Gather" else [v]) if p.tag == "Play"]
+    music = [p.text or "" for p in plays if "hold-music" in (p.text or "")]
+    assert len(music) == 1, music
+    return int(urllib.parse.parse_qs(urllib.parse.urlsplit(music[0]).query)["s"][0])
+
+
+def spoken_seconds(server: IvrServer, verbs: list[ET.Element]) -> float:
+    """What the prompts of a wait answer last, from the rendered files the server plays."""
+    folder = Path(server.env["IVR_GENERATED_PROMPTS_DIR"]) / "fa"
+    total = 0.0
+    for stem in stems(verbs):
+        if stem != "hold-music":
+            total += read_wav_info(folder / f"{stem}.wav").duration
+    return total
+
+
+def test_music_fills_the_announcement_interval(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    for position, n in ((1, 0), (2, 0), (10, 1)):
+        verbs = wait(phones(), position=position, average_s=185, n=n)
+        spoken = spoken_seconds(server, verbs)
+        assert 1 < spoken < 25, spoken
+        assert music_seconds_asked(verbs) == round(30 - spoken)  # the default interval
+
+
+def test_announcement_interval_is_a_setting(
+    start_server: Callable[..., IvrServer], token: str
+) -> None:
+    running = start_server(token=token, twilio_queue_announce_seconds="75")
+    phone = TwilioPhone(running.base_url, running.token, from_number=CALLER)
+    try:
+        verbs = wait(phone, position=3, average_s=0, n=0)
+    finally:
+        phone.close()
+    assert music_seconds_asked(verbs) == round(75 - spoken_seconds(running, verbs))
+    seven = httpx.get(f"{running.base_url}/twilio/queue/hold-music.wav?s=7")
+    assert seven.status_code == 200 and seven.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(seven.content)) as cut:
+        assert cut.getnframes() == 7 * cut.getframerate()  # looped or cut to exactly 7 s
+
+
+def test_a_wrong_announcement_interval_stops_the_server(ivr_cli: Callable[..., Any]) -> None:
+    done = ivr_cli("serve", "--port", "1", check=False, twilio_queue_announce_seconds="3")
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("ivr: bad setting IVR_TWILIO_QUEUE_ANNOUNCE_SECONDS='3'"), line
+
+
 def test_other_keys_go_back_to_waiting(phones: Callable[..., TwilioPhone]) -> None:
     verbs = post(phones(), "/twilio/queue/key?n=2", Digits="5")
     assert [v.tag for v in verbs] == ["Redirect"] and verbs[0].text.endswith("wait?n=3")
@@ -197,3 +253,81 @@ def test_queue_full_goes_to_the_no_agent_menu(phones: Callable[..., TwilioPhone]
     verbs = post(phone, "/twilio/queue/done", QueueResult="queue-full", QueueTime="0")
     heard = stems(verbs)
     assert heard[-1] == "no_agent-menu", heard
+
+
+# --- callbacks on Twilio ----------------------------------------------------------------------
+
+
+def open_attempt(server: IvrServer, number: str) -> int:
+    """A callback with one attempt placed on Twilio, through the real CLI's database."""
+    from ivr.callbacks.service import CallbackService
+    from ivr.tickets.db import make_engine
+
+    engine = make_engine(f"sqlite:///{server.db_path}")
+    try:
+        service = CallbackService(engine)
+        row = service.request(number, "qom", datetime.now(UTC))
+        assert row.id is not None
+        attempt = service.claim(row.id, "test", "twilio")
+        assert attempt is not None and attempt.id is not None
+        service.placed(attempt.id, "CA" + "5" * 32)
+        return attempt.id
+    finally:
+        engine.dispose()
+
+
+def attempt_row(server: IvrServer, attempt_id: int) -> Any:
+    return server.sql("SELECT * FROM callback_attempt WHERE id = ?", (attempt_id,))[0]
+
+
+def test_a_called_back_caller_hears_the_greeting_and_joins_the_queue(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    attempt = open_attempt(server, "09121230001")
+    verbs = post(phones(), f"/twilio/queue/callback?attempt={attempt}")
+    assert [v.tag for v in verbs] == ["Play", "Enqueue"]
+    assert stems(verbs) == ["callback_call-greeting"]
+    enqueue = verbs[1]
+    assert enqueue.text == "124-agents"
+    assert enqueue.get("waitUrl") == f"{server.base_url}/twilio/queue/wait"
+    assert (
+        enqueue.get("action") == f"{server.base_url}/twilio/queue/callback/done?attempt={attempt}"
+    )
+
+
+def test_the_status_callback_closes_the_attempt(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    attempt = open_attempt(server, "09121230002")
+    phone = phones()
+    ringing = phone._request(
+        phone.url_for(f"/twilio/queue/callback/status?attempt={attempt}"),
+        "POST",
+        {"CallStatus": "ringing"},
+    )
+    assert ringing.status_code == 204 and attempt_row(server, attempt)["ended_at"] is None
+    done = phone._request(
+        phone.url_for(f"/twilio/queue/callback/status?attempt={attempt}"),
+        "POST",
+        {"CallStatus": "no-answer"},
+    )
+    assert done.status_code == 204
+    row = attempt_row(server, attempt)
+    assert (row["outcome"], row["detail"]) == ("no_answer", "CallStatus=no-answer")
+    callback = server.sql("SELECT * FROM callback WHERE id = ?", (row["callback_id"],))[0]
+    assert (callback["status"], callback["attempts"]) == ("pending", 1)  # tried again later
+
+
+def test_a_full_queue_fails_the_attempt_with_a_goodbye(
+    phones: Callable[..., TwilioPhone], server: IvrServer
+) -> None:
+    attempt = open_attempt(server, "09121230003")
+    verbs = post(
+        phones(), f"/twilio/queue/callback/done?attempt={attempt}", QueueResult="queue-full"
+    )
+    assert stems(verbs) == ["no_agent-goodbye"] and verbs[-1].tag == "Hangup"
+    assert attempt_row(server, attempt)["outcome"] == "failed"
+    bridged = open_attempt(server, "09121230004")
+    verbs = post(phones(), f"/twilio/queue/callback/done?attempt={bridged}", QueueResult="bridged")
+    assert [v.tag for v in verbs] == ["Hangup"]
+    assert attempt_row(server, bridged)["ended_at"] is None  # the status callback closes it

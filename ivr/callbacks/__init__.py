@@ -15,7 +15,7 @@ What the call flow needs (the "no agent" menu, the key 1 in the queue)::
     hours.is_open(province, moment); hours.next_opening(province, moment)  # «شنبه ساعت هشت»
 
 What Twilio's status callback needs: ``callbacks.finish(attempt_id, twilio_outcome(CallStatus))``
-(``ivr.callbacks.twilio``); its answer URL gets ``?attempt=<id>``.
+(``ivr.callbacks.twilio``; routes in ``ivr/web/twilio_queue.py``); URLs carry ``?attempt=<id>``.
 
 The modules:
 
@@ -25,5 +25,7 @@ The modules:
   scheduler's leader through ``job``;
 * ``queue_view`` / ``dialing`` — what a pass asks of the PBX: the queue, and a dialer;
 * ``asterisk`` — both for Asterisk (AMI QueueStatus, Originate of a stand-in into the queue);
-* ``twilio`` — a dialer for Twilio's REST API (caller-first).
+* ``twilio`` — a dialer for Twilio's REST API (caller-first);
+* ``twilio_view`` / ``agent_line`` — Twilio's queue: waiting callers from its Queues REST API,
+  free agents from the agents' line webhooks (the ``agent_line`` table).
 """

@@ -197,8 +197,10 @@ class Dispatcher:
         live = [e for e in snapshot.waiting if e.attempt_id is None]
         if self.dialer.holds_place:
             window = snapshot.agents_logged_in
-        else:  # every open attempt is a caller ringing or talking: each has an agent promised
-            window = snapshot.agents_free - len(open_attempts)
+        else:  # every open attempt is a caller ringing or talking: each has an agent promised,
+            # unless an agent already talks to it (no longer free, and counted so already).
+            promised = [a for a in open_attempts.values() if a.external_id not in snapshot.serving]
+            window = snapshot.agents_free - len(promised)
         report.window = max(window, 0)
         if window <= 0:
             return

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from ivr.calendar.agent_hours import AgentHours, load_agent_hours
 from ivr.calendar.store import CachedCalendar
+from ivr.callbacks.agent_line import AgentLine
 from ivr.callbacks.asterisk import EVENT_MASK, AsteriskDialer, AsteriskQueueView
 from ivr.callbacks.dialing import Dialer
 from ivr.callbacks.dispatcher import Dispatcher, PassReport
 from ivr.callbacks.queue_view import QueueView
 from ivr.callbacks.service import CallbackService
+from ivr.callbacks.twilio import TwilioDialer
+from ivr.callbacks.twilio_view import TwilioQueueView, TwilioRest
 from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient, AmiError
 
@@ -38,8 +42,10 @@ def dialer_kind(settings: Settings) -> str:
 @dataclass
 class _Telephony:
     dialer: Dialer
-    view: QueueView
+    view: Callable[[Engine], QueueView]
+    """The queue view on this engine (Twilio's reads the agents' line from the database)."""
     ami: AmiClient | None
+    rest: TwilioRest | None = None
 
 
 @dataclass
@@ -69,10 +75,12 @@ def _telephony_for(settings: Settings) -> _Telephony | None:
         _say_once("no dialer configured (IVR_CALLBACK_DIALER, IVR_AMI_USERNAME): none placed")
         return None
     if kind == "twilio":
-        # The Twilio dialer exists (ivr.callbacks.twilio); what Twilio lacks is a queue view
-        # (which agents are free), which comes with the agents' webhook.
-        _say_once("Twilio has no agents' queue view yet: callbacks are not placed on Twilio")
-        return None
+        try:
+            _telephony = _twilio(settings)
+        except ValueError as error:  # a missing setting: said once, nothing placed
+            _say_once(f"Twilio callbacks are off: {error}")
+            return None
+        return _telephony
     ami = AmiClient(
         settings.ami_host,
         settings.ami_port,
@@ -93,8 +101,33 @@ def _telephony_for(settings: Settings) -> _Telephony | None:
         hold_seconds=settings.callback_hold_seconds,
         ring_seconds=settings.callback_ring_seconds,
     )
-    _telephony = _Telephony(dialer, AsteriskQueueView(ami, queue), ami)
+    view = AsteriskQueueView(ami, queue)
+    _telephony = _Telephony(dialer, lambda _engine: view, ami)
     return _telephony
+
+
+def _twilio(settings: Settings) -> _Telephony:
+    """Caller-first through the REST API; the queue from Twilio and the agents' line."""
+    dialer = TwilioDialer(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token,
+        from_number=settings.twilio_from,
+        public_url=settings.public_url or "",
+        api_base=settings.twilio_api_base,
+        timeout=settings.twilio_timeout_seconds,
+        ring_seconds=settings.callback_ring_seconds,
+    )
+    rest = TwilioRest(
+        settings.twilio_api_base,
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_timeout_seconds,
+    )
+
+    def view(engine: Engine) -> QueueView:
+        return TwilioQueueView(rest, AgentLine(engine), settings.agent_queue)
+
+    return _Telephony(dialer, view, None, rest)
 
 
 def run(engine: Engine, settings: Settings) -> PassReport | None:
@@ -109,7 +142,7 @@ def run(engine: Engine, settings: Settings) -> PassReport | None:
             dispatcher = Dispatcher(
                 CallbackService.from_settings(engine, settings),
                 hours,
-                telephony.view,
+                telephony.view(engine),
                 telephony.dialer,
                 node=settings.node_name,
             )
@@ -126,4 +159,6 @@ def close() -> None:
             _telephony.dialer.close()
             if _telephony.ami is not None:
                 _telephony.ami.close()
+            if _telephony.rest is not None:
+                _telephony.rest.close()
         _telephony = _runtime = None

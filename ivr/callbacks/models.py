@@ -122,3 +122,32 @@ class CallbackAttempt(SQLModel, table=True):
     lease_until: datetime | None = None
     """While open: renewed as long as the call is seen alive; past it, with no trace of the
     call, the attempt is closed as interrupted."""
+
+
+class AgentLineState(StrEnum):
+    IDLE = "idle"
+    """In ``<Dial><Queue>`` with nobody bridged: the next caller (or callback) is theirs."""
+    TALKING = "talking"
+    """A caller was dequeued to them (the whisper URL was asked)."""
+
+
+class AgentLine(SQLModel, table=True):
+    """An agent on the Twilio agents' line right now: one row per agent's call.
+
+    Twilio shows who waits in a queue, not who dequeues from it, so the webhooks of the agents'
+    line keep this (``ivr.callbacks.agent_line`` writes it) and the Twilio queue view reads it.
+    """
+
+    __tablename__ = "agent_line"
+
+    call_sid: str = Field(primary_key=True, max_length=64)
+    """The agent's own call."""
+    agent: str = Field(max_length=64)
+    """The user's name (``ivr users``)."""
+    state: str = Field(default=AgentLineState.IDLE, max_length=16)
+    caller_sid: str | None = Field(default=None, max_length=64)
+    """The caller they talk to, while talking."""
+    since: datetime = Field(default_factory=utcnow)
+    """When the state began."""
+    seen_at: datetime = Field(default_factory=utcnow)
+    """The last webhook of this call: a row not seen for long is checked with the REST API."""

@@ -36,6 +36,9 @@ class QueueSnapshot:
     """In queue order (position 1 first)."""
     max_len: int = 0
     """The queue's maxlen; 0: unlimited."""
+    serving: frozenset[str] = field(default=frozenset())
+    """Calls agents are talking to now, by their id on the network (Twilio's CallSid): a
+    caller-first attempt among them has its agent, and promises no other."""
 
 
 class QueueView(Protocol):

@@ -2,11 +2,12 @@
 
 Twilio has no way to hold a place in a queue for someone who is not on a call, so the caller is
 rung first, and only when the dispatcher sees a free agent nobody else is promised to. What the
-answered call does is TwiML at ``Url``; how it ends comes to ``StatusCallback`` — two routes of
-the Twilio webhooks (``ivr/web/twilio.py``), given the attempt id as a query parameter:
+answered call does is TwiML at ``Url``; how it ends comes to ``StatusCallback`` — routes of
+the Twilio queue webhooks (``ivr/web/twilio_queue.py``), given the attempt id in the query:
 
-* ``{IVR_PUBLIC_URL}/twilio/callback/answer?attempt=<id>`` — greet the caller and connect them;
-* ``{IVR_PUBLIC_URL}/twilio/callback/status?attempt=<id>`` — ``CallStatus`` at the end, to be
+* ``{IVR_PUBLIC_URL}/twilio/queue/callback?attempt=<id>`` — the greeting, then the agents'
+  queue, where the free agent (waiting in ``<Dial><Queue>``) takes the caller;
+* ``{IVR_PUBLIC_URL}/twilio/queue/callback/status?attempt=<id>`` — ``CallStatus`` at the end,
   recorded with ``CallbackService.finish(id, twilio_outcome(CallStatus))``.
 
 Should that status never arrive, :meth:`TwilioDialer.check` asks the REST API for the call.
@@ -30,8 +31,8 @@ from ivr.callbacks.service import OpenAttempt
 
 log = logging.getLogger(__name__)
 
-ANSWER_PATH = "/twilio/callback/answer"
-STATUS_PATH = "/twilio/callback/status"
+ANSWER_PATH = "/twilio/queue/callback"
+STATUS_PATH = "/twilio/queue/callback/status"
 
 TWILIO_OUTCOMES: Mapping[str, Outcome] = {
     "completed": Outcome.ANSWERED,

@@ -284,3 +284,73 @@ def calendar_deadline(
         typer.echo(f"seeded the holidays of Jalali {years} first (estimated lunar dates)", err=True)
     due = as_aware(found)
     typer.echo(f"{jalali(due)} Tehran  ({jalali_words(due)})  {iso_utc(due)}")
+
+
+MAX_HOURS_DAYS = 62
+"""Two months of days ahead is as far as a listing of the agents' hours is useful."""
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+"""Not strftime's %a, which follows the locale."""
+
+
+@app.command("hours")
+def calendar_hours(
+    province: Annotated[
+        str | None, typer.Option("--province", help="A province code; default: IVR_PROVINCE")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="A moment, Jalali or ISO, Tehran time (1405/01/05 09:30); default: now"),
+    ] = None,
+    days: Annotated[
+        int, typer.Option(help=f"Also list this many days from that moment (0 to {MAX_HOURS_DAYS})")
+    ] = 7,
+) -> None:
+    """The agents' hours: whether they answer at a moment, when they open next, the days ahead.
+
+    The hours (ivr/calendar/agent_hours.toml) on the calendar's working days: the same answer the
+    call flow and the callback dispatcher get.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ivr.calendar.agent_hours import AgentHours, load_agent_hours
+    from ivr.calendar.store import load_calendar, parse_moment
+    from ivr.clock import jalali_day, jalali_words, tehran_date, utcnow
+    from ivr.tickets.db import make_engine
+
+    code = _province(province or get_settings().province) or get_settings().province
+    if not 0 <= days <= MAX_HOURS_DAYS:
+        fail(f"--days: from 0 to {MAX_HOURS_DAYS}, not {days}")
+    try:
+        moment = parse_moment(at) if at else utcnow()
+    except ValueError as error:
+        fail(f"--at: {error}")
+    try:
+        table = load_agent_hours()
+    except ValueError as error:
+        fail(str(error))
+    try:
+        calendar = load_calendar(make_engine(get_settings().db_url), tehran_date(moment))
+    except SQLAlchemyError as error:
+        first = str(error).splitlines()[0]
+        fail(f"the database cannot be read ({first}); is it upgraded (ivr db upgrade)?")
+    hours = AgentHours(table, calendar)
+    opening = hours.next_opening(code, moment)
+    own = table.for_province(code)
+    thursday = (
+        f"; Thursdays {own.thursday[0]:%H:%M}–{own.thursday[1]:%H:%M}"
+        if own.thursday
+        else "; Thursdays by the decree in force"
+    )
+    typer.echo(f"{code}: {own.opens:%H:%M}–{own.closes:%H:%M} on working days (Tehran){thursday}")
+    state = "agents answer" if opening == moment else "agents are off"
+    typer.echo(f"{jalali_words(moment)}: {state}")
+    if opening != moment:
+        typer.echo(f"next opening: {jalali_words(opening)}")
+    first_day = tehran_date(moment)
+    for offset in range(days):
+        day = first_day + timedelta(days=offset)
+        window = hours.window(code, day, calendar)
+        when = f"{window[0]:%H:%M}–{window[1]:%H:%M}" if window else "off"
+        typer.echo(f"  {jalali_day(day)} {WEEKDAYS[day.weekday()]}  {when}")

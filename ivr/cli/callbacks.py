@@ -209,29 +209,9 @@ def callbacks_hours(
         str | None,
         typer.Option(help="A moment, Jalali or ISO, Tehran time (1405/01/05 09:30); default: now"),
     ] = None,
+    days: Annotated[int, typer.Option(help="Also list this many days from that moment")] = 0,
 ) -> None:
-    """The agents' hours: whether they answer at a moment, and when they open next."""
-    from ivr.calendar.agent_hours import AgentHours, load_agent_hours
-    from ivr.calendar.store import load_calendar, parse_moment
-    from ivr.clock import jalali_words, tehran_date, utcnow
-    from ivr.tickets.db import make_engine
+    """The agents' hours (the same as ``ivr calendar hours``, kept for scripts)."""
+    from ivr.cli.calendar import calendar_hours
 
-    code = province or get_settings().province
-    try:
-        moment = parse_moment(at) if at else utcnow()
-    except ValueError as error:
-        raise _fail(f"--at: {error}") from None
-    try:
-        table = load_agent_hours()
-    except ValueError as error:
-        raise _fail(str(error)) from None
-    with _errors():
-        calendar = load_calendar(make_engine(get_settings().db_url), tehran_date(moment))
-        hours = AgentHours(table, calendar)
-        opening = hours.next_opening(code, moment)
-    state = "agents answer" if opening == moment else "agents are off"
-    own = table.for_province(code)
-    typer.echo(f"{code}: {own.opens:%H:%M}–{own.closes:%H:%M} on working days (Tehran)")
-    typer.echo(f"{jalali_words(moment)}: {state}")
-    if opening != moment:
-        typer.echo(f"next opening: {jalali_words(opening)}")
+    calendar_hours(province=province, at=at, days=days)

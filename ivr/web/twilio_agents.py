@@ -5,6 +5,12 @@ agent's (``ivr users add … --phone``), else a polite refusal; then the PIN (``
 three tries per call; then ``<Dial><Queue url=…>`` takes the caller who has waited longest, and
 the whisper URL tells the agent, before the bridge, whose call it is (the number digit by digit).
 The try count rides in the action URL's query, which Twilio signs, so a caller cannot reset it.
+
+The line also tells the callback dispatcher which agents are free on Twilio (``agent_line``):
+after the PIN the agent waits in ``<Dial><Queue>`` (idle); the whisper URL says a caller was
+dequeued to them (talking); the ``<Dial action>`` (``/twilio/agent/next``) comes when that
+call ends, or after the Dial's 600 s without a caller, and dials the queue again (idle); the
+agents' number's status callback (``/twilio/agent/status``) says their own call ended.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import logging
 from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from ivr.callbacks.agent_line import AgentLine
+from ivr.callbacks.twilio import twilio_outcome
 from ivr.flow.state import CallState
 from ivr.identifiers import normalize_phone
 from ivr.speech import digits_fragments, phone_groups
@@ -27,10 +35,24 @@ router = APIRouter(prefix="/twilio/agent", tags=["twilio"])
 
 MAX_PIN_TRIES = 3
 PIN_TIMEOUT_S = 10
+DIAL_TIMEOUT_S = 600
+"""Twilio's longest <Dial>: an agent waiting that long for a caller is dialled in again."""
 
 
 def _users(ctx: AppContext) -> UserStore:
     return UserStore(ctx.services.calls.engine)
+
+
+def _line(ctx: AppContext) -> AgentLine:
+    return AgentLine(ctx.services.calls.engine)
+
+
+def _dial_queue(response: VoiceResponse, ctx: AppContext, base: str) -> Response:
+    """Wait for the next caller; the Dial's action comes back when that call ends."""
+    dial = Dial(action=f"{base}/twilio/agent/next", method="POST", timeout=DIAL_TIMEOUT_S)
+    dial.queue(ctx.settings.agent_queue, url=f"{base}/twilio/agent/whisper", method="POST")
+    response.append(dial)
+    return _goodbye(response, base, "agent_line.goodbye")
 
 
 def _xml(response: VoiceResponse) -> Response:
@@ -84,11 +106,32 @@ def pin(form: Form, ctx: Context, request: Request, tries: int = 0) -> Response:
             return _goodbye(response, base, "agent_line.goodbye")
         return _ask_pin(response, base, tries)
     log.info("agents' line: %s takes the next caller", agent.name)
+    _line(ctx).idle(form.get("CallSid", ""), agent.name)
     response.play(prompt_url(base, "agent_line.connecting"))
-    dial = Dial()
-    dial.queue(ctx.settings.agent_queue, url=f"{base}/twilio/agent/whisper", method="POST")
-    response.append(dial)
-    return _goodbye(response, base, "agent_line.goodbye")
+    return _dial_queue(response, ctx, base)
+
+
+@router.post("/next")
+def next_caller(form: Form, ctx: Context, request: Request) -> Response:
+    """The ``<Dial action>``: the agent's caller hung up (or nobody came for 600 s); the agent
+    waits for the next one. Their own call over, or no longer an agent: off the line."""
+    base = base_url(ctx, request)
+    call_sid = form.get("CallSid", "")
+    line = _line(ctx)
+    agent = _users(ctx).agent_by_phone(form.get("From"))
+    if agent is None or twilio_outcome(form.get("CallStatus", "")) is not None:
+        line.gone([call_sid])
+        return _goodbye(VoiceResponse(), base, "agent_line.goodbye")
+    line.idle(call_sid, agent.name)
+    return _dial_queue(VoiceResponse(), ctx, base)
+
+
+@router.post("/status")
+def agent_call_status(form: Form, ctx: Context) -> Response:
+    """The agents' number's status callback: a final CallStatus takes the agent off the line."""
+    if twilio_outcome(form.get("CallStatus", "")) is not None:
+        _line(ctx).gone([form.get("CallSid", "")])
+    return Response(status_code=204)
 
 
 @router.post("/whisper")
@@ -99,6 +142,9 @@ def whisper(form: Form, ctx: Context, request: Request) -> Response:
     one the IVR answered), else from the request's own From.
     """
     base = base_url(ctx, request)
+    dequeuing = form.get("DequeingCallSid", "")
+    if dequeuing and not _line(ctx).talking(dequeuing, form.get("CallSid")):
+        log.warning("whisper: agent's call %s is not on the line", dequeuing)
     number = _caller_number(ctx, form.get("CallSid", "")) or normalize_phone(form.get("From"))
     response = VoiceResponse()
     if number is None:
