@@ -14,6 +14,7 @@ from ivr.calendar import load_policies
 from ivr.calendar.agent_hours import AgentHours, load_agent_hours
 from ivr.calendar.store import CachedCalendar, SlaClock
 from ivr.callbacks.service import CallbackService
+from ivr.followup_guard import FollowupGuard
 from ivr.session import Services
 from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient
@@ -32,6 +33,11 @@ def build_services(settings: Settings, *, outage_ok: bool = False) -> Services:
         calls=CallStore(engine),
         agents=None if settings.agents_always_open else agent_availability(settings, calendar),
         callbacks=CallbackService.from_settings(engine, settings),
+        followup_guard=FollowupGuard(
+            engine,
+            per_ticket=settings.followup_tries_per_ticket,
+            per_caller=settings.followup_tries_per_caller,
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from ivr.flow.events import (
     CallStarted,
     Digits,
     Event,
+    FollowupChecked,
     Hangup,
     RecordingFinished,
     SystemFailed,
@@ -33,6 +34,7 @@ from ivr.flow.events import (
 )
 from ivr.flow.outcomes import CallEnd, CallOutcome, StepOutcome
 from ivr.flow.resume import QueueReturn
+from ivr.followup_guard import TryKind
 from ivr.provinces import province_for_number
 from ivr.tickets.calls import CallStore, Ending, SavedCall, StepRecord, TurnTaken
 from ivr.tickets.service import TicketDraft, TicketService
@@ -40,6 +42,7 @@ from ivr.tickets.service import TicketDraft, TicketService
 if TYPE_CHECKING:
     from ivr.availability import AgentAvailability
     from ivr.callbacks.service import CallbackService
+    from ivr.followup_guard import FollowupGuard
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class Services:
     """Whether agents answer now; None: always (a PBX test without hours)."""
     callbacks: CallbackService | None = None
     """Files callbacks; None: a callback request fails over to a person."""
+    followup_guard: FollowupGuard | None = None
+    """Limits guessing at follow-ups (per ticket and per caller); None: no limit (a unit test)."""
 
 
 Render = Callable[[tuple[act.Action, ...], int], str]
@@ -181,6 +186,8 @@ class CallSession:
                     pending.append(self._check_agents(action))
                 elif isinstance(action, act.RequestCallback):
                     pending.append(self._request_callback(action))
+                elif isinstance(action, act.CheckFollowup | act.CountFailedFollowup):
+                    pending.append(self._guard_followup(action))
                 else:
                     telephony.append(action)
         actions = tuple(telephony)
@@ -256,6 +263,25 @@ class CallSession:
             log.exception("call %s: the callback could not be filed", self.external_id)
             return SystemFailed()
         return CallbackFiled(row.id)
+
+    def _guard_followup(
+        self, action: act.CheckFollowup | act.CountFailedFollowup
+    ) -> FollowupChecked | SystemFailed:
+        """The guessing limit's verdict, counting the failed try first for a wrong answer.
+        When the counts cannot be read, a person takes the call (no unlimited guessing)."""
+        guard = self.services.followup_guard
+        if guard is None:
+            return FollowupChecked(True)
+        try:
+            if isinstance(action, act.CountFailedFollowup):
+                kind = TryKind.MISMATCH if action.found else TryKind.NOT_FOUND
+                verdict = guard.failed(action.tracking, action.caller, kind, call_id=self.call_id)
+            else:
+                verdict = guard.check(action.tracking, action.caller)
+        except Exception:
+            log.exception("call %s: the follow-up tries could not be counted", self.external_id)
+            return SystemFailed()
+        return FollowupChecked(verdict.allowed)
 
     # --- the call's record -----------------------------------------------------------------
 

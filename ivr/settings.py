@@ -105,9 +105,9 @@ class Settings(BaseSettings):
     """This node's name in tracking-number blocks, the scheduler's logs and /healthz."""
 
     followup_tries_per_ticket: int = Field(default=5, ge=1, le=100)
-    """Wrong last-4 answers for one ticket per Tehran day before only an agent can open it."""
+    """Failed follow-up tries for one ticket in 24 h before only an agent can open it."""
     followup_tries_per_caller: int = Field(default=10, ge=1, le=1000)
-    """Wrong last-4 answers from one calling number per Tehran day, whichever tickets."""
+    """Failed follow-up tries from one calling number in 24 h, whichever tickets."""
 
     scheduler_enabled: bool = True
     """Whether ``ivr serve`` runs the scheduler too (``--no-scheduler`` turns it off once)."""

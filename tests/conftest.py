@@ -88,6 +88,10 @@ def make_env(
         IVR_AGI_PORT=str(free_port()),  # every server runs a FastAGI listener of its own
         IVR_SCHEDULER_ENABLED="false",  # the scheduler has tests of its own (tests/multinode)
         IVR_AGENTS_ALWAYS_OPEN="true",  # a call's path must not depend on the wall clock
+        # Modules share one server and one ticket: the guessing limit has tests of its own
+        # (tests/test_twilio_followup_guard.py) that set it low.
+        IVR_FOLLOWUP_TRIES_PER_TICKET="100",
+        IVR_FOLLOWUP_TRIES_PER_CALLER="1000",
         PYTHONUNBUFFERED="1",
     )
     if token is not None:

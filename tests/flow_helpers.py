@@ -21,6 +21,8 @@ from ivr.flow.actions import (
     Action,
     Audio,
     CheckAgents,
+    CheckFollowup,
+    CountFailedFollowup,
     CreateTicket,
     Gather,
     LookupTicket,
@@ -34,6 +36,7 @@ from ivr.flow.events import (
     CallStarted,
     Digits,
     Event,
+    FollowupChecked,
     Hangup,
     RecordingFinished,
     TicketCreated,
@@ -185,25 +188,37 @@ class Call:
         agents: AgentsChecked | None = AVAILABLE,
         resume: str | None = None,
         queue_entered_at: datetime | None = None,
+        tries_left: bool | None = True,
     ) -> None:
         self.state = CallState()
         self.transitions: list[Transition] = []
         self.agents = agents
         """What the session answers when the engine asks whether agents answer (CheckAgents),
         as the session does, at once; None: the test answers itself."""
+        self.tries_left = tries_left
+        """What the guessing limit answers (CheckFollowup, CountFailedFollowup), at once as the
+        session does; None: the test answers itself."""
         self.send(CallStarted(caller_id, "124", channel, province, resume, queue_entered_at))
 
     def send(self, event: Event) -> Transition:
         result = self._step(event)
-        if result.actions and isinstance(result.actions[-1], CheckAgents) and self.agents:
+        while result.actions and (answer_event := self._answer(result.actions[-1])):
             # As the session does: the answer follows at once and the caller hears both turns.
             before = result
-            answer = self._step(self.agents)
+            answer = self._step(answer_event)
             result = Transition(
                 answer.state, _joined((*before.actions[:-1], *answer.actions)), before.outcome
             )
         self.transitions.append(result)
         return result
+
+    def _answer(self, action: Action) -> Event | None:
+        """The session's answer to an operation this caller answers at once, if any."""
+        if isinstance(action, CheckAgents) and self.agents:
+            return self.agents
+        if isinstance(action, CheckFollowup | CountFailedFollowup) and self.tries_left is not None:
+            return FollowupChecked(self.tries_left)
+        return None
 
     def _step(self, event: Event) -> Transition:
         result = advance(self.state, event)
@@ -278,6 +293,7 @@ WALK_EVENTS: tuple[Event, ...] = (
     Digits(NATIONAL_ID),
     Digits(TRACKING),
     Digits(OTHER_MOBILE[-4:]),
+    Digits("0000"),  # a wrong last 4
     RecordingFinished(RECORDING, 12.0),
     Timeout(),
     TicketCreated(TRACKING),
@@ -286,6 +302,8 @@ WALK_EVENTS: tuple[Event, ...] = (
     AVAILABLE,
     CLOSED,
     CallbackFiled(7),
+    FollowupChecked(True),
+    FollowupChecked(False),
 )
 """What a breadth-first walk of the menus may do at each node: every key and every kind of
 valid answer, for a caller whose caller ID is MOBILE."""
@@ -311,8 +329,8 @@ def walk_tree(province: str = PROVINCE) -> dict[str, tuple[Event, ...]]:
 def call_at(node: str, routes: dict[str, tuple[Event, ...]], caller_id: str = MOBILE) -> Call:
     call = Call(caller_id)
     route = routes[node]
-    call.agents = None  # the walk answered the checks itself
+    call.agents, call.tries_left = None, None  # the walk answered the checks itself
     call.run(route)
-    call.agents = AVAILABLE
+    call.agents, call.tries_left = AVAILABLE, True
     assert call.node == node
     return call

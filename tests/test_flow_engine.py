@@ -50,6 +50,7 @@ from ivr.flow.events import (
     AgentsChecked,
     CallbackFiled,
     Digits,
+    FollowupChecked,
     Hangup,
     QueueLeft,
     RecordingFailed,
@@ -1559,6 +1560,8 @@ def random_event(rng: random.Random, call: Call):
             return rng.choice(AGENT_ANSWERS)
         if call.node == "recall.request":
             return CallbackFiled(rng.choice([1, None]))
+        if call.node in ("followup.guard", "followup.refused"):
+            return FollowupChecked(rng.random() < 0.8)
         return TicketLookedUp(rng.choice(FOUND))
     roll = rng.random()
     if roll < 0.75:
@@ -1587,7 +1590,13 @@ def random_event(rng: random.Random, call: Call):
 def random_call(rng: random.Random) -> Call:
     """A new caller, or one the queue gives back (no agent, or the callback key)."""
     resume = rng.choice([None, None, None, "no_agent", "callback"])
-    return Call(rng.choice(CALLER_IDS), agents=None, resume=resume, queue_entered_at=ENTERED)
+    return Call(
+        rng.choice(CALLER_IDS),
+        agents=None,
+        resume=resume,
+        queue_entered_at=ENTERED,
+        tries_left=None,
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 124, 2024, 98])

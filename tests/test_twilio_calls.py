@@ -808,16 +808,26 @@ def test_database_failures_are_told_to_the_caller_who_reaches_a_person(
             )
             assert call_row(node, phone.call_sid)["ended_by"] == "transferred"  # type: ignore[index]
 
+        # The node that answered a call's last turn remembers it (and goes on without the
+        # database); another node of the cluster, on the same database, has only the database.
+        other = start_server(database_url=f"sqlite:///{node.db_path}")
         with TwilioPhone(node.base_url, node.token) as phone:
             phone.dial()
+            url = f"{other.base_url}/twilio/gather?turn=1"
+            params = phone.base_params() | {"Digits": "2"}
             rename("call", "call_away")
-            try:
-                lost = phone.press("2")  # the call's state cannot be loaded
+            try:  # the call's state cannot be loaded
+                lost = phone.client.post(
+                    url, data=params, headers={"X-Twilio-Signature": phone.sign(url, params)}
+                )
             finally:
                 rename("call_away", "call")
-            assert calls.stems(lost.plays) == ["system-unavailable"]
-            assert lost.waiting_for == "enqueue" and lost.enqueue == "124-agents"
+            assert lost.status_code == 200
+            verbs = parse_twiml(lost.text)
+            plays = [e.text or "" for verb in verbs for e in verb.iter("Play")]
+            assert calls.stems(plays) == ["system-unavailable"]
+            assert [v.text for v in verbs if v.tag == "Enqueue"] == ["124-agents"]
     finally:
         rename("ticket_away", "ticket")
-    assert "could not advance Twilio call" in node.stderr()
-    assert node.alive()
+    assert "could not advance Twilio call" in other.stderr()
+    assert node.alive() and other.alive()

@@ -90,6 +90,24 @@ class RequestCallback:
     entered_at: str | None
 
 
+@dataclass(frozen=True)
+class CheckFollowup:
+    """May this caller still try to prove they own this ticket (the guessing limit)?"""
+
+    tracking: str
+    caller: str | None
+
+
+@dataclass(frozen=True)
+class CountFailedFollowup:
+    """Count a failed try at a ticket's last 4 digits; ``found`` False when the tracking number
+    names no ticket (the caller cannot tell the two apart, the counts can)."""
+
+    tracking: str
+    caller: str | None
+    found: bool
+
+
 Action = (
     Play
     | Gather
@@ -100,6 +118,15 @@ Action = (
     | LookupTicket
     | CheckAgents
     | RequestCallback
+    | CheckFollowup
+    | CountFailedFollowup
 )
 WAITS = (Gather, Record, Transfer, HangUp)
-OPERATIONS = (CreateTicket, LookupTicket, CheckAgents, RequestCallback)
+OPERATIONS = (
+    CreateTicket,
+    LookupTicket,
+    CheckAgents,
+    RequestCallback,
+    CheckFollowup,
+    CountFailedFollowup,
+)

@@ -23,6 +23,7 @@ from ivr.flow.events import (
     CallStarted,
     Digits,
     Event,
+    FollowupChecked,
     Hangup,
     QueueLeft,
     RecordingFailed,
@@ -119,6 +120,9 @@ def _follow(
         changed = EFFECTS[go.effect](moved, digits)
         if changed is None:
             node = m.menus_for(state.province)[state.node]
+            if isinstance(node, m.Entry) and node.on_rejected is not None:
+                # Counted first (the failures in a row go on); the count's answer retries.
+                return _enter(state, node.on_rejected.target, prefix, StepOutcome.REJECTED)
             prompt = node.invalid_prompt if isinstance(node, m.Entry) else "retry.invalid"
             return _fail(state, prompt, StepOutcome.REJECTED)
         moved = changed
@@ -245,7 +249,19 @@ def _on_operation(state: CallState, node: m.Operation, event: Event) -> Transiti
         state = replace(state, ticket=ticket_to_dict(info) if info else None)
         if info and state.caller_number and state.caller_number == info.callback_number:
             return _enter(state, "followup.report", (), StepOutcome.VERIFIED_BY_CALLER_ID)
-        return _enter(state, "followup.verify", (), StepOutcome.NEEDS_VERIFICATION)
+        return _enter(state, "followup.guard", (), StepOutcome.NEEDS_VERIFICATION)
+    if node.operation == "check_followup" and isinstance(event, FollowupChecked):
+        if not event.allowed:
+            return _too_many_tries(state)
+        return _enter(state, "followup.verify", (), StepOutcome.TRIES_LEFT)
+    if node.operation == "count_failed_followup" and isinstance(event, FollowupChecked):
+        if not event.allowed:
+            return _too_many_tries(state)
+        verify = m.menus_for(state.province)["followup.verify"]
+        assert isinstance(verify, m.Entry)
+        retry = _fail(replace(state, node="followup.verify"), verify.invalid_prompt, REJECTED)
+        # The wrong answer's own step says REJECTED already; this one says it was counted.
+        return retry if retry.outcome is not REJECTED else replace(retry, outcome=TRIES_LEFT)
     if node.operation == "check_agents" and isinstance(event, AgentsChecked):
         if event.available and not state.queue_refused:
             return _enter(state, "agent", (), StepOutcome.AGENTS_AVAILABLE)
@@ -261,6 +277,16 @@ def _on_operation(state: CallState, node: m.Operation, event: Event) -> Transiti
         return _enter(filed, "recall.filed", (), StepOutcome.CALLBACK_FILED)
     # Never re-issue an operation on a stray event: a ticket must not be created twice.
     return Transition(state, (), StepOutcome.IGNORED)
+
+
+REJECTED, TRIES_LEFT = StepOutcome.REJECTED, StepOutcome.TRIES_LEFT
+
+
+def _too_many_tries(state: CallState) -> Transition:
+    """The ticket or the caller used up the follow-up's tries: said so, then a person (or,
+    when none answers, the "no agent" menu that ends politely). Nothing looked up is kept."""
+    cleared = replace(state, ticket=None, tracking=None, failures=0)
+    return _enter(cleared, "agent.check", ("followup.too_many_tries",), StepOutcome.TOO_MANY_TRIES)
 
 
 def _on_transfer(state: CallState, node: m.Transfer, event: Event) -> Transition:
@@ -308,6 +334,11 @@ def _last_four_matches(state: CallState, digits: str) -> CallState | None:
     return state if state.ticket and callback[-4:] == digits else None
 
 
+def _caller(state: CallState) -> str | None:
+    """The calling number the guessing limit counts: national form when Iranian."""
+    return state.caller_number or state.caller_id
+
+
 CHECKS: dict[str, Callable[[str], bool]] = {
     "callback_number": is_valid_callback_number,
     "national_id": is_valid_national_id,
@@ -342,6 +373,10 @@ OPERATIONS: dict[str, Callable[[CallState], act.Action]] = {
         national_id=s.national_id,
     ),
     "lookup_ticket": lambda s: act.LookupTicket(s.tracking or ""),
+    "check_followup": lambda s: act.CheckFollowup(s.tracking or "", _caller(s)),
+    "count_failed_followup": lambda s: act.CountFailedFollowup(
+        s.tracking or "", _caller(s), found=s.ticket is not None
+    ),
     "check_agents": lambda s: act.CheckAgents(s.province, s.channel),
     "request_callback": lambda s: act.RequestCallback(
         s.callback or "", s.province, s.queue_entered_at

@@ -118,6 +118,14 @@ class CallbackFiled:
 
 
 @dataclass(frozen=True)
+class FollowupChecked:
+    """The guessing limit's answer: whether the caller may (still) try this ticket."""
+
+    kind: ClassVar[EventKind] = EventKind.FOLLOWUP_CHECKED
+    allowed: bool
+
+
+@dataclass(frozen=True)
 class QueueLeft:
     """The caller left the agents' queue without an agent (Twilio's QueueResult)."""
 
@@ -140,5 +148,6 @@ Event = (
     | TicketLookedUp
     | AgentsChecked
     | CallbackFiled
+    | FollowupChecked
     | QueueLeft
 )

@@ -19,7 +19,15 @@ RESULTS: dict[str, tuple[tuple[str, str], ...]] = {
     "create_ticket": (("ticket created", "registered"),),
     "lookup_ticket": (
         ("caller ID = callback number", "followup.report"),
-        ("otherwise (or no such ticket)", "followup.verify"),
+        ("otherwise (or no such ticket)", "followup.guard"),
+    ),
+    "check_followup": (
+        ("tries left", "followup.verify"),
+        ("too many failed tries (ticket or caller)", "agent.check"),
+    ),
+    "count_failed_followup": (
+        ("tries left: retried", "followup.verify"),
+        ("too many failed tries (ticket or caller)", "agent.check"),
     ),
     "check_agents": (
         ("agents answer now", "agent"),
@@ -99,6 +107,8 @@ def flow_graph(province: str, texts: Mapping[str, str]) -> FlowGraph:
                 detail = f"up to {node.max_digits} digits and #{optional}; check: {node.check}"
                 nodes.append(GraphNode(name, "entry", say, detail))
                 edges.append(_go(name, node.on_valid, f"valid {node.check}", "valid", texts))
+                if node.on_rejected is not None:
+                    edges.append(_go(name, node.on_rejected, "refused: counted", "invalid", texts))
                 if node.on_empty is not None:
                     edges.append(_go(name, node.on_empty, "# alone", "empty", texts))
                 edges += _failures(name, texts, node.invalid_prompt, "invalid", timeout=True)

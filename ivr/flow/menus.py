@@ -83,6 +83,9 @@ class Entry:
     """Where ``#`` alone leads, for optional entries."""
     gave_up_prompt: str = "retry.too_many_entries"
     """Said before the agent when the third refused answer in a row was refused."""
+    on_rejected: Go | None = None
+    """Where an answer the call's data refuses (``REJECTED``) leads first: an operation that
+    counts it, whose result retries the entry. None: retried at once."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,9 @@ def _menus(folder: Path, province_code: str) -> dict[str, Node]:
             on_valid=Go("followup.lookup", effect="keep_tracking"),
         ),
         "followup.lookup": Operation("lookup_ticket"),
+        # The guessing limit (ivr.followup_guard): asked before the last 4 digits, and counted
+        # after each wrong answer; a caller past it hears so and goes to a person.
+        "followup.guard": Operation("check_followup"),
         "followup.verify": Entry(
             ("followup.verify",),
             4,
@@ -250,7 +256,9 @@ def _menus(folder: Path, province_code: str) -> dict[str, Node]:
             "followup.mismatch",
             on_valid=Go("followup.report", effect="verify_last_four"),
             gave_up_prompt="retry.too_many_mismatch",
+            on_rejected=Go("followup.refused"),
         ),
+        "followup.refused": Operation("count_failed_followup"),
         "followup.report": Menu(
             (Slot("ticket_report"), "followup.menu"),
             {"1": REPEAT, "0": AGENT, "*": Go("main")},

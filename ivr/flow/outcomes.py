@@ -30,6 +30,8 @@ class EventKind(StrEnum):
     CALLBACK_FILED = "callback_filed"
     QUEUE_LEFT = "queue_left"
     """The caller left the agents' queue without an agent (Twilio's ``<Enqueue action>``)."""
+    FOLLOWUP_CHECKED = "followup_checked"
+    """The guessing limit's answer for a follow-up (``ivr.followup_guard``)."""
     """A part the call needs (the database, the ticket store) failed under it."""
 
 
@@ -71,6 +73,10 @@ class StepOutcome(StrEnum):
     """A callback is pending for the caller's number (a new one, or the one it had)."""
     QUEUE_LEFT = "queue_left"
     """The caller left the queue for the callback step (key 1 in the queue)."""
+    TRIES_LEFT = "tries_left"
+    """The follow-up's guessing limit lets the caller (go on) trying the last 4 digits."""
+    TOO_MANY_TRIES = "too_many_tries"
+    """The ticket or the caller used up the follow-up's tries: only an agent can open it."""
     GAVE_UP = "gave_up"
     """The third failure in a row where an agent cannot help either: a goodbye, then hang up."""
     HANGUP = "hangup"

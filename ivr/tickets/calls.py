@@ -9,13 +9,18 @@ into the records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypedDict
 
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Session, col
 
@@ -83,6 +88,12 @@ class Ending:
     """Linked if that ticket is stored already (not spooled)."""
 
 
+log = logging.getLogger(__name__)
+
+RECENT_CALLS = 2000
+"""Calls whose last turn this process keeps in memory, for when the database cannot be read."""
+
+
 class TurnTaken(Exception):
     """Another request answered this turn of the call first (a retry or replay raced it)."""
 
@@ -95,6 +106,42 @@ _SAVED_BY_SID = select(
     _CALL.c.id, _CALL.c.state, _CALL.c.turn, _CALL.c.reply, _CALL.c.reply_token
 ).where(_CALL.c.external_id == bindparam("sid"))
 _INSERT_STEP = _STEP.insert()
+
+
+def _save_turn_statement(turned: bool, ending: bool, linked: bool) -> Update:
+    """The UPDATE a turn's save runs, built once per shape: building it from literal values
+    on every turn cost more CPU than the rest of the save."""
+    values: dict[str, object] = {"state": bindparam("b_state")}
+    condition = _CALL.c.id == bindparam("b_id")
+    if turned:
+        values |= {
+            "turn": bindparam("b_next"),
+            "reply": bindparam("b_reply"),
+            "reply_token": bindparam("b_token"),
+        }
+        condition = condition & (_CALL.c.turn == bindparam("b_turn"))
+    if ending:
+        values |= {
+            "ended_at": bindparam("b_ended_at"),
+            "outcome": bindparam("b_outcome"),
+            "ended_by": bindparam("b_ended_by"),
+            "ticket_id": select(_TICKET.c.id)
+            .where(_TICKET.c.tracking == bindparam("b_tracking"))
+            .scalar_subquery()
+            if linked
+            else None,
+        }
+    return update(_CALL).where(condition).values(**values)
+
+
+_SAVE_TURN = {
+    (turned, ending, linked): _save_turn_statement(turned, ending, linked)
+    for turned in (False, True)
+    for ending in (False, True)
+    for linked in (False, True)
+}
+"""By (a turn answered, the call ended, its ticket named): the ticket is only looked up when
+there is one (a spooled ticket is not found: linked later)."""
 
 
 def _ticket_id(tracking: str) -> ScalarSelect[int]:
@@ -111,6 +158,12 @@ class CallStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._recent: OrderedDict[str, tuple[SavedCall, bool]] = OrderedDict()
+        """The last turn of recent calls of this process, and whether the database has it:
+        with the database out of reach a call this node answered goes on (a confirmed request
+        is spooled, the caller hears its number); once it is back, a turn it missed wins."""
+        self._sids: dict[int, str] = {}
+        self._lock = threading.Lock()
         dialect = engine.dialect.name
         insert_of = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}.get(dialect)
         self._open_insert = (
@@ -136,6 +189,25 @@ class CallStore:
         One statement for a new call (an insert that does nothing if the call exists); the
         existing call's id is read only when it did exist.
         """
+        call_id = self._open(
+            channel, external_id, caller, called, province=province, channel_id=channel_id
+        )
+        with self._lock:
+            known = external_id in self._recent
+        if not known:
+            self._remember(external_id, SavedCall(call_id, "{}", 0, None, None), True)
+        return call_id
+
+    def _open(
+        self,
+        channel: str,
+        external_id: str,
+        caller: str | None,
+        called: str | None,
+        *,
+        province: str | None = None,
+        channel_id: str | None = None,
+    ) -> int:
         values = {
             "channel": str(channel),
             "external_id": external_id,
@@ -162,6 +234,15 @@ class CallStore:
             raise LookupError(f"call {external_id} was neither opened nor found")
         return int(existing)
 
+    def _remember(self, external_id: str, saved: SavedCall, stored: bool) -> None:
+        with self._lock:
+            self._recent[external_id] = (saved, stored)
+            self._recent.move_to_end(external_id)
+            self._sids[saved.id] = external_id
+            while len(self._recent) > RECENT_CALLS:
+                _sid, (gone, _stored) = self._recent.popitem(last=False)
+                self._sids.pop(gone.id, None)
+
     def load_state(self, external_id: str) -> tuple[int, str] | None:
         """The call's id and the flow state JSON saved by its last turn."""
         saved = self.load(external_id)
@@ -169,9 +250,27 @@ class CallStore:
 
     def load(self, external_id: str) -> SavedCall | None:
         """The call's state, turn and last answer; None for a call never opened."""
-        with self.engine.connect() as connection:
-            row = connection.execute(_SAVED_BY_SID, {"sid": external_id}).first()
-        return None if row is None else SavedCall(*row)
+        with self._lock:
+            recent = self._recent.get(external_id)
+        try:
+            with self.engine.connect() as connection:
+                row = connection.execute(_SAVED_BY_SID, {"sid": external_id}).first()
+        except SQLAlchemyError:
+            if recent is None:
+                raise
+            log.warning("call %s: the database is out of reach; its last turn from memory",
+                        external_id)  # fmt: skip
+            return recent[0]
+        if row is None:
+            return None
+        saved, stored = SavedCall(*row), True
+        if recent is not None and not recent[1] and recent[0].turn > saved.turn:
+            # Turns answered while the database was away: they go on from there, saved as the
+            # database's next turn (so the saving condition holds).
+            log.warning("call %s: turns answered while the database was away win", external_id)
+            saved, stored = replace(recent[0], id=saved.id, turn=saved.turn), False
+        self._remember(external_id, saved, stored)
+        return saved
 
     def save_turn(
         self,
@@ -191,20 +290,20 @@ class CallStore:
         (``TurnTaken`` otherwise, saving nothing), and ``reply`` becomes the answer given again
         to a retry of it.
         """
-        values: dict[str, object] = {"state": state_json}
-        condition = _CALL.c.id == call_id
+        params: dict[str, object] = {"b_id": call_id, "b_state": state_json}
         if turn is not None:
-            values |= {"turn": turn + 1, "reply": reply, "reply_token": reply_token}
-            condition = condition & (_CALL.c.turn == turn)
+            params |= {"b_turn": turn, "b_next": turn + 1, "b_reply": reply}
+            params["b_token"] = reply_token
         if ending is not None:
-            values |= {
-                "ended_at": as_stored(Call.ended_at, utcnow()),
-                "outcome": CallOutcome(ending.outcome).value,
-                "ended_by": CallEnd(ending.ended_by).value,
-                "ticket_id": None
-                if ending.ticket_tracking is None
-                else _ticket_id(ending.ticket_tracking),
+            params |= {
+                "b_ended_at": as_stored(Call.ended_at, utcnow()),
+                "b_outcome": CallOutcome(ending.outcome).value,
+                "b_ended_by": CallEnd(ending.ended_by).value,
             }
+            if ending.ticket_tracking is not None:
+                params["b_tracking"] = ending.ticket_tracking
+        linked = ending is not None and ending.ticket_tracking is not None
+        statement = _SAVE_TURN[(turn is not None, ending is not None, linked)]
         rows = [
             {
                 "call_id": call_id,
@@ -216,17 +315,49 @@ class CallStore:
             }
             for s in steps
         ]
-        with self.engine.begin() as connection:
-            result = connection.execute(update(_CALL).where(condition).values(**values))
-            if result.rowcount != 1:
-                if (
-                    turn is not None
-                    and connection.execute(select(_CALL.c.id).where(_CALL.c.id == call_id)).first()
-                ):
-                    raise TurnTaken(f"call {call_id} has moved past turn {turn}")
-                raise LookupError(f"no call {call_id}")
-            if rows:
-                connection.execute(_INSERT_STEP, rows)
+        sid = self._sids.get(call_id)
+        try:
+            with self.engine.begin() as connection:
+                result = connection.execute(statement, params)
+                if result.rowcount != 1:
+                    if (
+                        turn is not None
+                        and connection.execute(
+                            select(_CALL.c.id).where(_CALL.c.id == call_id)
+                        ).first()
+                    ):
+                        raise TurnTaken(f"call {call_id} has moved past turn {turn}")
+                    raise LookupError(f"no call {call_id}")
+                if rows:
+                    connection.execute(_INSERT_STEP, rows)
+        except SQLAlchemyError:
+            if sid is not None:
+                self._remember(
+                    sid, self._after(sid, call_id, state_json, turn, reply, reply_token), False
+                )
+            raise
+        if sid is not None:
+            self._remember(
+                sid, self._after(sid, call_id, state_json, turn, reply, reply_token), True
+            )
+
+    def _after(
+        self,
+        sid: str,
+        call_id: int,
+        state_json: str,
+        turn: int | None,
+        reply: str | None,
+        reply_token: str | None,
+    ) -> SavedCall:
+        """The call as this save leaves it."""
+        with self._lock:
+            before = self._recent.get(sid)
+        if turn is None:
+            if before is None:
+                return SavedCall(call_id, state_json, 0, None, None)
+            return replace(before[0], state=state_json)
+        return SavedCall(call_id, state_json, turn + 1, reply, reply_token)
 
     def finish(
         self,

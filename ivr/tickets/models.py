@@ -197,6 +197,28 @@ class CallStep(SQLModel, table=True):
     """``ivr.flow.outcomes.StepOutcome``; a transfer's outcome is its cause."""
 
 
+class FollowupTry(SQLModel, table=True):
+    """A follow-up try that failed: a wrong last 4 digits for a ticket, or a tracking number
+    that names no ticket. Counted per ticket and per calling number over a window, so every
+    node refuses a guesser alike (written only by ``ivr.followup_guard``)."""
+
+    __tablename__ = "followup_try"
+    __table_args__ = (
+        Index("ix_followup_try_tracking_at", "tracking", "at"),
+        Index("ix_followup_try_caller_at", "caller", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    tracking: str = Field(max_length=16)
+    """The tracking number typed (it may name no ticket)."""
+    caller: str = Field(max_length=32)
+    """The calling number as the network gave it; ``withheld`` when it gave none."""
+    kind: str = Field(max_length=16)
+    """``mismatch`` (wrong last 4) or ``not_found`` (no such ticket)."""
+    call_id: int | None = Field(default=None, foreign_key="call.id")
+
+
 class DeadlinesLike(Protocol):
     """``ivr.calendar.Deadlines`` (not imported: the models stay below the calendar)."""
 

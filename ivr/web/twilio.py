@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qsl
@@ -88,6 +89,17 @@ async def verified_form(
 ) -> Webhook:
     """The webhook's parameters, only if Twilio signed them (403 otherwise) and they are
     within bounds (400 otherwise)."""
+    return await _verified(request, ctx)
+
+
+async def _webhook(request: Request) -> tuple[Webhook, AppContext]:
+    """``verified_form`` without FastAPI's dependency solving, for this module's routes:
+    resolving two dependencies per request cost about as much CPU as a whole turn's SQL."""
+    ctx = get_context(request)
+    return await _verified(request, ctx), ctx
+
+
+async def _verified(request: Request, ctx: AppContext) -> Webhook:
     body = await _bounded_body(request)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
@@ -101,7 +113,7 @@ async def verified_form(
             raise HTTPException(403, "Twilio routes are closed: IVR_TWILIO_AUTH_TOKEN is not set")
     else:
         signature = request.headers.get("X-Twilio-Signature", "")
-        validator = RequestValidator(settings.twilio_auth_token)
+        validator = _validator(settings.twilio_auth_token)
         url = _public_url(request, settings)
         if not signature or len(signature) > 128 or not validator.validate(url, form, signature):
             log.warning("403: the Twilio signature does not match %s", url[:300])
@@ -112,6 +124,11 @@ async def verified_form(
     if token is not None and (not token or len(token) > 64):
         raise HTTPException(400, "I-Twilio-Idempotency-Token: not one Twilio sends")
     return Webhook(form, turn, token)
+
+
+@lru_cache(maxsize=4)
+def _validator(token: str) -> RequestValidator:
+    return RequestValidator(token)
 
 
 async def _bounded_body(request: Request) -> bytes:
@@ -159,7 +176,12 @@ def _public_url(request: Request, settings: Settings) -> str:
 
 
 @router.post("/voice")
-def voice(form: Form, ctx: Context, request: Request) -> Response:
+async def voice_route(request: Request) -> Response:
+    form, ctx = await _webhook(request)
+    return await run_in_threadpool(voice, form, ctx, request)
+
+
+def voice(form: Webhook, ctx: AppContext, request: Request) -> Response:
     try:
         saved = ctx.services.calls.load(form.call_sid)
         if saved is not None and saved.reply is not None:  # the call goes on where it was
@@ -184,19 +206,23 @@ def voice(form: Form, ctx: Context, request: Request) -> Response:
 
 
 @router.post("/gather")
-def gathered(form: Form, ctx: Context, request: Request) -> Response:
-    return _advance(form, lambda: Digits(form.get("Digits", "") or ""), ctx, request)
+async def gathered(request: Request) -> Response:
+    form, ctx = await _webhook(request)
+    digits = Digits(form.get("Digits", "") or "")
+    return await run_in_threadpool(_advance, form, lambda: digits, ctx, request)
 
 
 @router.post("/timeout")
-def timed_out(form: Form, ctx: Context, request: Request) -> Response:
-    return _advance(form, Timeout, ctx, request)
+async def timed_out(request: Request) -> Response:
+    form, ctx = await _webhook(request)
+    return await run_in_threadpool(_advance, form, Timeout, ctx, request)
 
 
 @router.post("/recorded")
-async def recorded(form: Form, ctx: Context, request: Request) -> Response:
+async def recorded(request: Request) -> Response:
     """The recording is fetched on the event loop (``twilio_recordings``), so a slow one holds
     no worker; a replayed turn is answered before anything is fetched."""
+    form, ctx = await _webhook(request)
     session = await run_in_threadpool(_session_for_turn, form, ctx)
     if isinstance(session, Response):
         return session
@@ -226,7 +252,14 @@ async def recorded(form: Form, ctx: Context, request: Request) -> Response:
 
 
 @router.post("/status")
-def status(form: Form, ctx: Context) -> Response:
+async def status_route(request: Request) -> Response:
+    form, ctx = await _webhook(request)
+    if form.get("CallStatus") not in ENDED_STATUSES:
+        return Response(status_code=204)
+    return await run_in_threadpool(status, form, ctx)
+
+
+def status(form: Webhook, ctx: AppContext) -> Response:
     if form.get("CallStatus") in ENDED_STATUSES:
         session = CallSession.resume(ctx.services, form.call_sid)
         if session is not None and not session.state.ended:
