@@ -166,7 +166,8 @@ def test_right_pin_dials_the_queue(phone: TwilioPhone, server: IvrServer) -> Non
     assert dial is not None
     queue = dial.find("Queue")
     assert queue is not None and queue.text == "124-agents"
-    assert queue.get("url") == f"{server.base_url}/twilio/agent/whisper"
+    sara = server.sql("SELECT id FROM app_user WHERE name = 'sara'")[0][0]
+    assert queue.get("url") == f"{server.base_url}/twilio/agent/whisper?agent={sara}"
 
 
 def test_wrong_pin_three_times_ends_the_call(phone: TwilioPhone) -> None:
@@ -223,3 +224,28 @@ def test_whisper_for_an_unknown_call(server: IvrServer, agent: str) -> None:
     with TwilioPhone(server.base_url, server.token, from_number="anonymous") as line:
         verbs = post(line, "/twilio/agent/whisper", CallSid="CA" + "9" * 32)
     assert stems(verbs) == ["agent_line-whisper_unknown"]
+
+
+def test_the_whisper_moment_pops_the_call_up_on_that_agents_desk(
+    server: IvrServer, agent: str
+) -> None:
+    """The agent who typed the PIN is named in the whisper URL Twilio signs; when Twilio
+    fetches it (the call connects), that agent — and only that agent — gets the screen pop."""
+    users(server, "add", "leila", "--role", "agent", "--province", "qom", "--phone",
+          "09121112222", "--password-stdin", stdin="longenough\n")  # fmt: skip
+    with TwilioPhone(server.base_url, server.token, from_number=CALLER) as caller:
+        caller.dial()
+        assert caller.press("0").waiting_for == "enqueue"
+        with TwilioPhone(server.base_url, server.token, from_number=AGENT_PHONE) as line:
+            line.dial("/twilio/agent")
+            turn = line.press(PIN + "#")
+            queue = ET.fromstring(turn.xml).find("Dial/Queue")
+            assert queue is not None
+            whisper = queue.get("url", "").removeprefix(server.base_url)
+            verbs = post(line, whisper, CallSid=caller.call_sid)
+    assert stems(verbs)[0] == "agent_line-whisper"
+    pops = server.sql(
+        "SELECT u.name, e.channel, e.external_id FROM desk_event e "
+        "JOIN app_user u ON u.id = e.user_id"
+    )
+    assert [tuple(p) for p in pops] == [("sara", "twilio", caller.call_sid)]

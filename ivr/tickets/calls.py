@@ -248,6 +248,21 @@ class CallStore:
             if result.rowcount != 1:
                 raise LookupError(f"no call {call_id}")
 
+    def link_ticket(self, external_id: str, tracking: str) -> int | None:
+        """Tie the call to a stored ticket (an agent's choice on the screen pop: a new ticket
+        for this call, or an earlier one); the call's id, or None if either is unknown."""
+        with self.engine.begin() as connection:
+            ticket_id = connection.execute(
+                select(_TICKET.c.id).where(_TICKET.c.tracking == tracking)
+            ).scalar()
+            call_id = connection.execute(_ID_BY_SID, {"sid": external_id}).scalar()
+            if ticket_id is None or call_id is None:
+                return None
+            connection.execute(
+                update(_CALL).where(_CALL.c.id == call_id).values(ticket_id=ticket_id)
+            )
+            return int(call_id)
+
     # --- the agents' queue (from AMI events) ------------------------------------------------
 
     def queue_wait(self, external_id: str) -> QueueWait | None:

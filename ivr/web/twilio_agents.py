@@ -14,6 +14,7 @@ import logging
 from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from ivr.desk_events import desk_events
 from ivr.flow.state import CallState
 from ivr.identifiers import normalize_phone
 from ivr.speech import digits_fragments, phone_groups
@@ -86,20 +87,26 @@ def pin(form: Form, ctx: Context, request: Request, tries: int = 0) -> Response:
     log.info("agents' line: %s takes the next caller", agent.name)
     response.play(prompt_url(base, "agent_line.connecting"))
     dial = Dial()
-    dial.queue(ctx.settings.agent_queue, url=f"{base}/twilio/agent/whisper", method="POST")
+    # The agent rides in the whisper URL (signed by Twilio like the rest): whose desk pops up.
+    whisper_url = f"{base}/twilio/agent/whisper?agent={agent.id}"
+    dial.queue(ctx.settings.agent_queue, url=whisper_url, method="POST")
     response.append(dial)
     return _goodbye(response, base, "agent_line.goodbye")
 
 
 @router.post("/whisper")
-def whisper(form: Form, ctx: Context, request: Request) -> Response:
+def whisper(form: Form, ctx: Context, request: Request, agent: int | None = None) -> Response:
     """Played to the agent before the bridge: the waiting caller's number, in written groups.
 
     Twilio posts the dequeued caller's CallSid; the number comes from that call's record (the
-    one the IVR answered), else from the request's own From.
+    one the IVR answered), else from the request's own From. This is the moment the call
+    connects to ``agent``: their desk gets the screen pop (``ivr.desk_events``).
     """
     base = base_url(ctx, request)
-    number = _caller_number(ctx, form.get("CallSid", "")) or normalize_phone(form.get("From"))
+    call_sid = form.get("CallSid", "")
+    number = _caller_number(ctx, call_sid) or normalize_phone(form.get("From"))
+    if agent is not None and call_sid:
+        _pop(ctx, agent, call_sid, number or form.get("From"))
     response = VoiceResponse()
     if number is None:
         response.play(prompt_url(base, "agent_line.whisper_unknown"))
@@ -120,3 +127,11 @@ def _caller_number(ctx: AppContext, call_sid: str) -> str | None:
         return None
     state = CallState.from_json(found[1])
     return state.caller_number or normalize_phone(state.caller_id)
+
+
+def _pop(ctx: AppContext, agent_id: int, call_sid: str, caller: str | None) -> None:
+    """The screen pop for the agent; a failure costs the pop, never the call."""
+    try:
+        desk_events(ctx.services.calls.engine).push(agent_id, "twilio", call_sid, caller)
+    except Exception:
+        log.exception("whisper: could not push the screen pop of %s to user %s", call_sid, agent_id)
