@@ -10,6 +10,8 @@ from ivr.session import Services
 from ivr.settings import Settings, get_settings
 from ivr.web import health, pages, prompts, try_, twilio, twilio_agents, twilio_queue
 from ivr.web.deps import AppContext
+from ivr.web.desk import auth as desk_auth
+from ivr.web.desk import home as desk_home
 
 
 def create_app(
@@ -31,6 +33,8 @@ def create_app(
         prompts.router,
         health.router,
         try_.router,
+        desk_auth.router,
+        desk_home.router,
     ):
         app.include_router(router)
     return app

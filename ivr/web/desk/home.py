@@ -1,0 +1,17 @@
+"""``/desk/``: my work — tickets of my province (mine first) by deadline, overdue first."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from ivr.web.desk import desk_router
+from ivr.web.desk.deps import CurrentUser
+from ivr.web.desk.render import page
+
+router = desk_router()
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: CurrentUser) -> HTMLResponse:
+    return page(request, "home.html", user=user, nav="home")
