@@ -19,7 +19,7 @@ from ivr.calendar.agent_hours import AgentHours, load_agent_hours
 from ivr.calendar.store import CachedCalendar
 from ivr.callbacks.asterisk import EVENT_MASK, AsteriskDialer, AsteriskQueueView
 from ivr.callbacks.dialing import Dialer
-from ivr.callbacks.dispatcher import Dispatcher, PassReport
+from ivr.callbacks.dispatcher import CallNowRefused, Dispatcher, PassReport
 from ivr.callbacks.queue_view import QueueView
 from ivr.callbacks.service import CallbackService
 from ivr.settings import Settings
@@ -127,3 +127,24 @@ def close() -> None:
             if _telephony.ami is not None:
                 _telephony.ami.close()
         _telephony = _runtime = None
+
+
+def call_now(engine: Engine, settings: Settings, callback_id: int) -> int:
+    """The desk's "call now" on this node (``Dispatcher.call_now``); the attempt's id.
+    Raises CallNowRefused, also when no dialer is configured."""
+    with _lock:
+        telephony = _telephony_for(settings)
+        if telephony is None:
+            raise CallNowRefused("no dialer is configured here (IVR_CALLBACK_DIALER)")
+        if _runtime is not None:
+            dispatcher = _runtime.dispatcher
+        else:
+            hours = AgentHours(load_agent_hours(), CachedCalendar(engine).get)
+            dispatcher = Dispatcher(
+                CallbackService.from_settings(engine, settings),
+                hours,
+                telephony.view,
+                telephony.dialer,
+                node=settings.node_name,
+            )
+    return dispatcher.call_now(callback_id)

@@ -1,7 +1,7 @@
 """Screen pops on their way to agents' desks (ivr.desk_events).
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0010 (0009 before the desk branch was merged here; the lead rechains)
 Create Date: 2026-12-01
 
 One new table, nothing existing changes. A pop is a row so that the node that hears the call
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
