@@ -111,6 +111,10 @@ class DeskEvents:
         with Session(self.engine, expire_on_commit=False) as session:
             return builtins.list(session.exec(statement))
 
+    def get(self, event_id: int) -> DeskEvent | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.get(DeskEvent, event_id)
+
     def last_id(self, user_id: int) -> int:
         """Where a new stream starts: pops from before the desk was opened are not replayed."""
         with Session(self.engine) as session:

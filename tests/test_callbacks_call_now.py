@@ -2,6 +2,7 @@
 attempt per number, never onto an agent promised to someone else), on SQLite with fakes; the
 real Asterisk side is in tests/asterisk/test_desk_live.py."""
 
+# ruff: noqa: F811  (the dispatcher tests' fixtures, imported by name)
 from __future__ import annotations
 
 from datetime import timedelta
@@ -24,7 +25,7 @@ from ivr.callbacks.models import CallbackStatus, Outcome
 from ivr.callbacks.queue_view import QueueSnapshot
 
 
-def test_call_now_places_a_pending_callback_at_once(service, hours) -> None:  # noqa: F811
+def test_call_now_places_a_pending_callback_at_once(service, hours) -> None:
     dialer = RecordingDialer()
     cb = ask(service, "09121111111", minutes_ago=3)
     attempt = make(service, hours, StaticQueue(QueueSnapshot(2, 1)), dialer).call_now(cb)
@@ -36,7 +37,7 @@ def test_call_now_places_a_pending_callback_at_once(service, hours) -> None:  # 
 def test_call_now_skips_the_retry_spacing_but_not_the_one_attempt_rule(
     service,
     hours,
-    clock,  # noqa: F811
+    clock,
 ) -> None:
     dialer = RecordingDialer()
     cb = ask(service, "09121111111", minutes_ago=3)
@@ -50,7 +51,7 @@ def test_call_now_skips_the_retry_spacing_but_not_the_one_attempt_rule(
     assert second != first and len(dialer.orders) == 2
 
 
-def test_call_now_never_takes_an_agent_promised_to_someone(service, hours) -> None:  # noqa: F811
+def test_call_now_never_takes_an_agent_promised_to_someone(service, hours) -> None:
     dialer = RecordingDialer()
     cb = ask(service, "09121111111", minutes_ago=1)
     busy = StaticQueue(QueueSnapshot(2, 0))
@@ -69,7 +70,7 @@ def test_call_now_never_takes_an_agent_promised_to_someone(service, hours) -> No
     assert service.get(cb).status == CallbackStatus.PENDING  # type: ignore[union-attr]
 
 
-def test_call_now_caller_first_counts_every_open_attempt(service, hours) -> None:  # noqa: F811
+def test_call_now_caller_first_counts_every_open_attempt(service, hours) -> None:
     dialer = RecordingDialer(holds_place=False)
     a = ask(service, "09121111111", minutes_ago=2)
     b = ask(service, "09122222222", minutes_ago=1)
@@ -80,7 +81,7 @@ def test_call_now_caller_first_counts_every_open_attempt(service, hours) -> None
         dispatcher.call_now(b)
 
 
-def test_call_now_is_refused_outside_the_agents_hours(service, hours, clock) -> None:  # noqa: F811
+def test_call_now_is_refused_outside_the_agents_hours(service, hours, clock) -> None:
     dialer = RecordingDialer()
     cb = ask(service, "09121111111", minutes_ago=1)
     clock.now = CLOSES + timedelta(minutes=1)
@@ -89,7 +90,7 @@ def test_call_now_is_refused_outside_the_agents_hours(service, hours, clock) -> 
     assert dialer.orders == []
 
 
-def test_call_now_of_a_finished_or_unknown_callback(service, hours) -> None:  # noqa: F811
+def test_call_now_of_a_finished_or_unknown_callback(service, hours) -> None:
     dialer = RecordingDialer()
     cb = ask(service, "09121111111", minutes_ago=1)
     service.cancel(cb)
@@ -100,7 +101,7 @@ def test_call_now_of_a_finished_or_unknown_callback(service, hours) -> None:  # 
         dispatcher.call_now(9999)
 
 
-def test_a_failed_place_costs_no_attempt(service, hours) -> None:  # noqa: F811
+def test_a_failed_place_costs_no_attempt(service, hours) -> None:
     dialer = RecordingDialer()
     dialer.fail_place = "AMI down"
     cb = ask(service, "09121111111", minutes_ago=1)

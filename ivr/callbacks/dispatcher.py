@@ -73,7 +73,13 @@ class PassReport:
 
 
 class CallNowRefused(Exception):
-    """A "call now" the rules do not allow at this moment (the message says which rule)."""
+    """A "call now" the rules do not allow at this moment: the message says which rule, the
+    ``code`` names it for a page (unknown, not_pending, closed, queue, no_agent, full, busy,
+    dial, no_dialer)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Dispatcher:
@@ -264,15 +270,17 @@ class Dispatcher:
         moment = as_aware(now or self.clock())
         callback = self.service.get(callback_id)
         if callback is None:
-            raise CallNowRefused(f"no callback {callback_id}")
+            raise CallNowRefused(f"no callback {callback_id}", "unknown")
         if callback.status != CallbackStatus.PENDING:
-            raise CallNowRefused(f"callback {callback_id} is {callback.status}, not pending")
+            raise CallNowRefused(
+                f"callback {callback_id} is {callback.status}, not pending", "not_pending"
+            )
         if not self.hours.is_open(callback.province, moment):
-            raise CallNowRefused(f"the agents of {callback.province} do not answer now")
+            raise CallNowRefused(f"the agents of {callback.province} do not answer now", "closed")
         try:
             snapshot = self.view.snapshot()
         except QueueViewError as error:
-            raise CallNowRefused(f"the queue cannot be read: {error}") from None
+            raise CallNowRefused(f"the queue cannot be read: {error}", "queue") from None
         open_attempts = self.service.open_attempts()
         waiting_ids = {e.attempt_id for e in snapshot.waiting if e.attempt_id is not None}
         promised = len(snapshot.waiting) + sum(
@@ -281,12 +289,12 @@ class Dispatcher:
         if not self.dialer.holds_place:  # caller-first: every open attempt holds an agent
             promised = len(snapshot.waiting) + len(open_attempts)
         if snapshot.agents_free - promised <= 0:
-            raise CallNowRefused("no agent is free for it now")
+            raise CallNowRefused("no agent is free for it now", "no_agent")
         if snapshot.max_len and len(snapshot.waiting) >= snapshot.max_len:
-            raise CallNowRefused("the queue is full")
+            raise CallNowRefused("the queue is full", "full")
         attempt = self.service.claim(callback_id, self.node, self.dialer.name, moment, early=True)
         if attempt is None or attempt.id is None:
-            raise CallNowRefused(f"callback {callback_id} is being called already")
+            raise CallNowRefused(f"callback {callback_id} is being called already", "busy")
         order = AttemptOrder(
             attempt_id=attempt.id,
             callback_id=callback_id,
@@ -299,7 +307,7 @@ class Dispatcher:
             external_id = self.dialer.place(order)
         except DialError as error:
             self.service.finish(attempt.id, Outcome.WITHDRAWN, f"not placed: {error}", at=moment)
-            raise CallNowRefused(f"the call could not be placed: {error}") from None
+            raise CallNowRefused(f"the call could not be placed: {error}", "dial") from None
         self.service.placed(attempt.id, external_id)
         if not self.dialer.holds_place:
             self.service.connected(attempt.id, at=moment)

@@ -135,7 +135,7 @@ def call_now(engine: Engine, settings: Settings, callback_id: int) -> int:
     with _lock:
         telephony = _telephony_for(settings)
         if telephony is None:
-            raise CallNowRefused("no dialer is configured here (IVR_CALLBACK_DIALER)")
+            raise CallNowRefused("no dialer is configured here (IVR_CALLBACK_DIALER)", "no_dialer")
         if _runtime is not None:
             dispatcher = _runtime.dispatcher
         else:

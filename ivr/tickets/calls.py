@@ -263,6 +263,18 @@ class CallStore:
             )
             return int(call_id)
 
+    def provinces_of(self, external_ids: list[str]) -> dict[str, str | None]:
+        """Each known call's province (the live view shows callers of the viewer's scope)."""
+        if not external_ids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(_CALL.c.external_id, _CALL.c.province).where(
+                    _CALL.c.external_id.in_(sorted(set(external_ids)))
+                )
+            )
+            return {external_id: province for external_id, province in rows}
+
     # --- the agents' queue (from AMI events) ------------------------------------------------
 
     def queue_wait(self, external_id: str) -> QueueWait | None:
