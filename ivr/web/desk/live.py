@@ -39,6 +39,7 @@ router = desk_router()
 LIVE_ROLES = frozenset({Role.SUPERVISOR.value, Role.NATIONAL.value, Role.ADMIN.value})
 ACTIONS = frozenset({"login", "logout", "pause", "unpause"})
 _ami_lock = threading.Lock()
+_opened: list[AmiClient] = []
 
 
 def desk_ami(request: Request) -> AmiClient | None:
@@ -57,11 +58,20 @@ def desk_ami(request: Request) -> AmiClient | None:
                 event_mask="off",  # only the answers to its own actions
             )
             request.app.state.desk_ami = client
+            _opened.append(client)
             try:
                 client.connect(timeout=3.0)
             except AmiError as error:  # the watchdog keeps trying; the page says so
                 log.warning("desk: AMI not reachable yet: %s", error)
         return client
+
+
+def close_clients() -> None:
+    """Log off every desk AMI client this process opened (tests; an exiting process needs
+    nothing)."""
+    with _ami_lock:
+        while _opened:
+            _opened.pop().close()
 
 
 def _supervisor(user: DeskUser) -> None:
