@@ -15,6 +15,7 @@ from ivr.web.desk import callbacks as desk_callbacks
 from ivr.web.desk import home as desk_home
 from ivr.web.desk import live as desk_live
 from ivr.web.desk import pop as desk_pop
+from ivr.web.desk import tickets as desk_tickets
 
 
 def create_app(
@@ -38,6 +39,7 @@ def create_app(
         try_.router,
         desk_auth.router,
         desk_home.router,
+        desk_tickets.router,
         desk_pop.router,
         desk_live.router,
         desk_callbacks.router,
