@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
+from desk_helpers import post_login
+from desk_sse import SseReader
 from twilio_phone import TwilioPhone, parse_twiml
 
 if TYPE_CHECKING:
@@ -226,14 +230,27 @@ def test_whisper_for_an_unknown_call(server: IvrServer, agent: str) -> None:
     assert stems(verbs) == ["agent_line-whisper_unknown"]
 
 
+def desk_client(server: IvrServer, name: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=server.base_url, timeout=30)
+    assert post_login(client, name, password).status_code == 303
+    return client
+
+
 def test_the_whisper_moment_pops_the_call_up_on_that_agents_desk(
     server: IvrServer, agent: str
 ) -> None:
     """The agent who typed the PIN is named in the whisper URL Twilio signs; when Twilio
-    fetches it (the call connects), that agent — and only that agent — gets the screen pop."""
+    fetches it (the call connects), that agent's open desk — and only that agent's — gets the
+    screen pop over /desk/events, within a second."""
     users(server, "add", "leila", "--role", "agent", "--province", "qom", "--phone",
           "09121112222", "--password-stdin", stdin="longenough\n")  # fmt: skip
-    with TwilioPhone(server.base_url, server.token, from_number=CALLER) as caller:
+    sara_desk = desk_client(server, agent, "correct horse battery")
+    leila_desk = desk_client(server, "leila", "longenough")
+    with (
+        SseReader(sara_desk) as sara_pops,
+        SseReader(leila_desk) as leila_pops,
+        TwilioPhone(server.base_url, server.token, from_number=CALLER) as caller,
+    ):
         caller.dial()
         assert caller.press("0").waiting_for == "enqueue"
         with TwilioPhone(server.base_url, server.token, from_number=AGENT_PHONE) as line:
@@ -242,7 +259,15 @@ def test_the_whisper_moment_pops_the_call_up_on_that_agents_desk(
             queue = ET.fromstring(turn.xml).find("Dial/Queue")
             assert queue is not None
             whisper = queue.get("url", "").removeprefix(server.base_url)
+            asked = time.monotonic()
             verbs = post(line, whisper, CallSid=caller.call_sid)
+        pop = sara_pops.next(timeout=2.0)
+        assert pop.received - asked < 1.0
+        assert (pop.data["channel"], pop.data["external_id"]) == ("twilio", caller.call_sid)
+        assert pop.data["number"] == "09351234567"
+        # This call's path: the caller pressed 0 for a person.
+        assert "transfer_requested" in [s["outcome"] for s in pop.data["steps"]]
+        assert leila_pops.nothing(within=0.8)
     assert stems(verbs)[0] == "agent_line-whisper"
     pops = server.sql(
         "SELECT u.name, e.channel, e.external_id FROM desk_event e "
