@@ -317,3 +317,26 @@ def test_the_live_view_names_agents_by_their_users() -> None:
         ("static", None, "free", ""),
     ]
     assert live.free_agents == 1
+
+
+def test_a_callback_stand_in_pops_up_with_the_callbacks_number_and_first_call(
+    engine: Engine, users: dict[str, int]
+) -> None:
+    """An agent who takes a callback's stand-in (``ivr124cb-<attempt>-2``) sees whom they are
+    calling back and the path of the call the callback came from."""
+    from ivr.callbacks.asterisk import standin_uniqueids
+    from ivr.callbacks.service import CallbackService
+
+    first_call = _queued_call(engine, "1700000006.1")
+    service = CallbackService(engine)
+    callback = service.request("09351112233", "qom", datetime.now(UTC), call_id=first_call)
+    assert callback.id is not None
+    attempt = service.claim(callback.id, "n1", "asterisk")
+    assert attempt is not None and attempt.id is not None
+    standin = standin_uniqueids(attempt.id)[1]
+    pops = AgentConnectPops(UserStore(engine), DeskEvents(engine), _NoAmi())  # type: ignore[arg-type]
+    assert pops.handle(agent_connect("PJSIP/201", standin, caller="124")) is not None
+    (event,) = DeskEvents(engine).after(users["sara"], 0)
+    pop = build_pop(engine, event, {"qom"})
+    assert (pop.number, pop.callback_id, pop.call_id) == ("09351112233", callback.id, first_call)
+    assert [s.key for s in pop.steps] == ["7", "0"]
