@@ -187,3 +187,19 @@ def test_login_never_sends_the_browser_to_another_site(site: DeskSite) -> None:
     assert reply.headers["location"] == "/desk/"
     reply = post_login(site.client(), "sara", PASSWORD, next="//evil.example/desk")
     assert reply.headers["location"] == "/desk/"
+
+
+def test_the_banner_says_how_to_make_the_first_administrator(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env["IVR_STORAGE_DIR"] = str(tmp_path)
+    ivr = str(Path(sys.executable).with_name("ivr"))
+    done = subprocess.run(
+        [ivr, "settings", "--banner"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "/desk/" in done.stdout
+    assert "users add admin --role admin" in done.stdout

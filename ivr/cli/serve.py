@@ -123,6 +123,8 @@ def banner_text(settings: Settings) -> str:
     lines += [
         f"  Asterisk: include {DIALPLANS_DIR / 'extensions.conf'};",
         f"            its calls reach FastAGI on {agi}.",
+        f"  Desk:     {web}/desk/ for agents and supervisors; no account exists at first:",
+        f"            {command} users add admin --role admin   (asks the password twice)",
         f"  Terminal phone, in another shell:  {command} call",
         f"  Storage:  {settings.storage_dir}",
     ]
