@@ -93,6 +93,18 @@ def test_old_pops_are_pruned(engine: Engine, users: dict[str, int]) -> None:
     assert [e.external_id for e in hub.after(users["sara"], 0)] == ["new"]
 
 
+def test_pushing_prunes_now_and_then(
+    engine: Engine, users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ivr.desk_events.PRUNE_EVERY", 1)
+    now = [datetime(2026, 12, 1, 8, 0, tzinfo=UTC)]
+    hub = DeskEvents(engine, clock=lambda: now[0])
+    hub.push(users["sara"], "asterisk", "old")
+    now[0] += timedelta(days=2)
+    hub.push(users["sara"], "asterisk", "new")  # lands on the pruning turn
+    assert [e.external_id for e in hub.after(users["sara"], 0)] == ["new"]
+
+
 def test_a_stream_wakes_at_once_here_and_within_its_poll_from_another_node(
     engine: Engine,
     users: dict[str, int],
