@@ -20,6 +20,7 @@ import builtins
 import contextlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -127,8 +128,16 @@ class DeskEvents:
             ).one()
         return int(found or 0)
 
-    async def stream(self, user_id: int, last_id: int | None = None) -> AsyncIterator[DeskEvent]:
-        """The user's pops from ``last_id`` on (None: from now), for as long as it is iterated.
+    async def stream(
+        self,
+        user_id: int,
+        last_id: int | None = None,
+        *,
+        alive: Callable[[], bool] | None = None,
+        check_s: float = 15.0,
+    ) -> AsyncIterator[DeskEvent]:
+        """The user's pops from ``last_id`` on (None: from now), for as long as it is iterated
+        and ``alive()`` (asked every ``check_s``: e.g. the desk session still open) holds.
 
         Database reads run in a worker thread; between them the stream waits for a local push
         or ``poll_s``, whichever comes first.
@@ -144,7 +153,12 @@ class DeskEvents:
                 if last_id is None
                 else last_id
             )
+            checked = time.monotonic()
             while True:
+                if alive is not None and time.monotonic() - checked >= check_s:
+                    checked = time.monotonic()
+                    if not await anyio.to_thread.run_sync(alive):
+                        return
                 woken.clear()  # before the read: a push during it wakes the next wait
                 for event in await anyio.to_thread.run_sync(self.after, user_id, last):
                     assert event.id is not None

@@ -88,3 +88,8 @@ class SseReader:
         except queue.Empty:
             return True
         return False
+
+    def ended(self, timeout: float = 2.0) -> bool:
+        """True once the server has closed the stream (within ``timeout`` seconds)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

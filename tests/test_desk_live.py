@@ -98,6 +98,18 @@ def test_the_event_stream_needs_a_session(site: DeskSite) -> None:
     assert site.client().get("/desk/events").status_code == 401
 
 
+def test_logout_ends_an_open_stream(site: DeskSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ivr.web.desk.pop.CHECK_S", 0.2)
+    sara = site.login("sara")
+    token = csrf_of(sara.get("/desk/").text)
+    with SseReader(sara) as pops:
+        assert not pops.ended(timeout=0.5)  # open while the session is
+        assert sara.post("/desk/logout", data={"csrf_token": token}).status_code in (200, 303)
+        assert pops.ended(timeout=3.0)
+    desk_events(site.services.calls.engine).push(user_id(site, "sara"), "asterisk", "after")
+    assert sara.get("/desk/events").status_code == 401
+
+
 def test_the_frame_page_loads_the_pop_script(site: DeskSite) -> None:
     home = site.login("sara").get("/desk/")
     assert home.status_code == 200 and "desk-pop.js" in home.text

@@ -24,13 +24,15 @@ from ivr.desk_events import DeskEvent, desk_events
 from ivr.screen_pop import build_pop
 from ivr.web.desk import desk_router
 from ivr.web.desk.csrf import FIELD
-from ivr.web.desk.deps import ApiUser, Context, CurrentUser, DeskUser
+from ivr.web.desk.deps import ApiUser, Context, CurrentUser, DeskUser, get_desk
 from ivr.web.desk.render import page
 from ivr.web.pages import templates
 
 router = desk_router()
 PING_S = 15
 """A comment line this often keeps proxies from closing an idle stream."""
+CHECK_S = 15.0
+"""How often an open stream checks that its session is still open."""
 
 
 def _panel(ctx: Any, user: DeskUser, pop: Any, root: str) -> str:
@@ -58,8 +60,15 @@ async def events(request: Request, user: ApiUser, ctx: Context) -> EventSourceRe
     provinces = user.scope.provinces
     root = request.scope.get("root_path", "")
 
+    sessions = get_desk(request).sessions
+
+    def still_logged_in() -> bool:
+        return sessions.is_live(user.session_id)
+
     async def stream() -> AsyncIterator[dict[str, str]]:
-        async for event in hub.stream(user_id, last):
+        # Logout, the idle limit or the session's lifetime ends the stream; the browser's
+        # reconnect then gets 401 and stops.
+        async for event in hub.stream(user_id, last, alive=still_logged_in, check_s=CHECK_S):
             pop = await anyio.to_thread.run_sync(build_pop, engine, event, provinces)
             body = pop.as_json() | {"html": _panel(ctx, user, pop, root)}
             yield {"event": "pop", "id": str(event.id), "data": json.dumps(body)}
