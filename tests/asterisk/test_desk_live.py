@@ -12,6 +12,7 @@ test queue). The pop's IVR path comes from a call record written as the IVR woul
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,42 @@ def test_live_actions_reach_the_real_queue(
     assert _member(ami, agent_interface("desk-nima")) is None
     no_token = maryam.post("/desk/live/agents/sara/login")
     assert no_token.status_code == 403 and _member(ami, sara_ext) is None
+
+
+def test_the_live_page_shows_callers_waiting_in_the_scope(
+    site: DeskSite, pbx: TestPbx, ami: AmiClient, members: list[str]
+) -> None:
+    """One agent on a call, two callers waiting (one Qom call, one Tehran call): a Qom
+    supervisor sees her caller waiting and the longest wait; national staff see both."""
+    sara_ext = agent_interface("desk-sara")
+    ami.queue_add(TEST_QUEUE, sara_ext, "sara")
+    members.append(sara_ext)
+    site.users.add("omid", "national", password=PASSWORD)
+    calls = site.services.calls
+    legs: list[str] = []
+    with ivr_on(pbx), ami.events("QueueCallerJoin", "AgentConnect") as events:
+        try:
+            for number, province in (("09121230001", "qom"), ("09121230002", "qom"),
+                                     ("09121230003", "tehran")):  # fmt: skip
+                o = ami.originate_local(
+                    "test-caller", "ivr-124", "124", {"TEST_WAIT": "7200"}, caller_id=number
+                )
+                legs.append(o.other_uniqueid)
+                calls.open("asterisk", o.uniqueid, number, "124", province=province)
+                events.get("QueueCallerJoin", timeout=15, Uniqueid=o.uniqueid)
+                if len(legs) == 1:
+                    events.get("AgentConnect", timeout=15, Uniqueid=o.uniqueid)
+            time.sleep(2.2)  # the waits reach two seconds
+            qom = site.login("maryam").get("/desk/live").text
+            assert re.search(r'class="live-waiting">\s*۱\s*<', qom), qom
+            assert fa_digits("09121230002") in qom and fa_digits("09121230003") not in qom
+            assert 'data-agent="sara" data-state="busy"' in qom
+            national = site.login("omid").get("/desk/live").text
+            assert re.search(r'class="live-waiting">\s*۲\s*<', national)
+            assert fa_digits("09121230003") in national
+            longest = re.search(r'class="live-longest"><span class="ltr">([^<]+)<', national)
+            assert longest is not None and longest.group(1) >= fa_digits("0:02")
+        finally:
+            for leg in legs:
+                with contextlib.suppress(Exception):
+                    ami.hangup(ami.channel_name(leg, timeout=1))
