@@ -272,7 +272,7 @@ def test_free_agents_bound_the_calls_placed_in_entry_order(
     )
     # Both agents are promised: the next pass places nothing, though five wait.
     assert dispatcher.dispatch_once().placed == []
-    # The first caller is now talking to sara (the whisper); omid is still promised.
+    # The first caller is now talking to sara (the connect URL); omid is still promised.
     line.talking("CAagent1", f"CA{1:032d}")
     assert dispatcher.dispatch_once().placed == []
     # That call ends (its status callback closes the attempt) and sara waits again: one agent

@@ -1,19 +1,24 @@
 """Agents as users (the real ``ivr users`` CLI) and the agents' Twilio line through a real
 ``ivr serve``: an unknown number is refused, a wrong PIN three times ends the call, the right
-PIN dials the queue, and the whisper reads the waiting caller's number to the agent."""
+PIN dials the queue, and the connect URL (played to the waiting caller) tells them an agent
+answers."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
+from desk_helpers import post_login
+from desk_sse import SseReader
 from twilio_phone import TwilioPhone, parse_twiml
 
 if TYPE_CHECKING:
@@ -166,7 +171,8 @@ def test_right_pin_dials_the_queue(phone: TwilioPhone, server: IvrServer) -> Non
     assert dial is not None
     queue = dial.find("Queue")
     assert queue is not None and queue.text == "124-agents"
-    assert queue.get("url") == f"{server.base_url}/twilio/agent/whisper"
+    sara = server.sql("SELECT id FROM app_user WHERE name = 'sara'")[0][0]
+    assert queue.get("url") == f"{server.base_url}/twilio/agent/connect?agent={sara}"
 
 
 def test_wrong_pin_three_times_ends_the_call(phone: TwilioPhone) -> None:
@@ -204,25 +210,20 @@ def test_disabled_agent_is_refused(server: IvrServer) -> None:
     assert [s.rsplit("/", 1)[-1] for s in turn.plays] == ["agent_line-refused.wav"]
 
 
-def test_whisper_reads_the_waiting_callers_number(
-    server: IvrServer, agent: str, calls: CallHelpers
-) -> None:
+def test_connect_tells_the_waiting_caller_an_agent_answers(server: IvrServer, agent: str) -> None:
+    """Twilio runs the ``<Queue url>`` on the queued caller's leg (CallSid is theirs): they hear
+    that an agent answers, never their own number read back."""
     with TwilioPhone(server.base_url, server.token, from_number=CALLER) as caller:
         caller.dial()
         assert caller.press("0").waiting_for == "enqueue"
-        with TwilioPhone(server.base_url, server.token, from_number=AGENT_PHONE) as line:
-            # Twilio's whisper request names the dequeued caller's call.
-            verbs = post(line, "/twilio/agent/whisper", CallSid=caller.call_sid)
-    heard = stems(verbs)
-    assert heard[0] == "agent_line-whisper"
-    assert calls.spoken_digits(heard) == "09351234567"
-    assert heard.count("pause") == 2  # 0935 123 4567
+        verbs = post(caller, "/twilio/agent/connect", CallSid=caller.call_sid)
+    assert stems(verbs) == ["agent_line-connected"]
 
 
-def test_whisper_for_an_unknown_call(server: IvrServer, agent: str) -> None:
+def test_connect_for_an_unknown_call(server: IvrServer, agent: str) -> None:
     with TwilioPhone(server.base_url, server.token, from_number="anonymous") as line:
-        verbs = post(line, "/twilio/agent/whisper", CallSid="CA" + "9" * 32)
-    assert stems(verbs) == ["agent_line-whisper_unknown"]
+        verbs = post(line, "/twilio/agent/connect", CallSid="CA" + "9" * 32)
+    assert stems(verbs) == ["agent_line-connected"]
 
 
 # --- the agents' line as the callback dispatcher sees it -----------------------------------------
@@ -244,9 +245,9 @@ def test_the_line_knows_when_an_agent_is_free_talking_or_gone(
     assert dial.get("action") == f"{server.base_url}/twilio/agent/next"
     assert dial.get("timeout") == "600"
     assert line_rows(server, phone.call_sid) == [("sara", "idle", None)]
-    # A caller is dequeued to the agent: Twilio's whisper request names both calls.
+    # A caller is dequeued to the agent: Twilio's connect request names both calls.
     caller_sid = "CA" + "7" * 32
-    post(phone, "/twilio/agent/whisper", CallSid=caller_sid, DequeingCallSid=phone.call_sid)
+    post(phone, "/twilio/agent/connect", CallSid=caller_sid, DequeingCallSid=phone.call_sid)
     assert line_rows(server, phone.call_sid) == [("sara", "talking", caller_sid)]
     # That call ends; the Dial's action dials the queue again and the agent is free again.
     verbs = post(phone, "/twilio/agent/next", DialCallStatus="completed", CallStatus="in-progress")
@@ -275,3 +276,49 @@ def test_an_agent_hanging_up_during_the_dial_leaves_the_line(
 def test_line_webhooks_must_be_signed(phone: TwilioPhone) -> None:
     for path in ("/twilio/agent/next", "/twilio/agent/status"):
         assert phone.post_raw(path, {"CallSid": phone.call_sid}, "bad").status_code == 403
+
+
+def desk_client(server: IvrServer, name: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=server.base_url, timeout=30)
+    assert post_login(client, name, password).status_code == 303
+    return client
+
+
+def test_the_connect_moment_pops_the_call_up_on_that_agents_desk(
+    server: IvrServer, agent: str
+) -> None:
+    """The agent who typed the PIN is named in the connect URL Twilio signs; when Twilio
+    fetches it (the call connects), that agent's open desk — and only that agent's — gets the
+    screen pop over /desk/events, within a second."""
+    users(server, "add", "leila", "--role", "agent", "--province", "qom", "--phone",
+          "09121112222", "--password-stdin", stdin="longenough\n")  # fmt: skip
+    sara_desk = desk_client(server, agent, "correct horse battery")
+    leila_desk = desk_client(server, "leila", "longenough")
+    with (
+        SseReader(sara_desk) as sara_pops,
+        SseReader(leila_desk) as leila_pops,
+        TwilioPhone(server.base_url, server.token, from_number=CALLER) as caller,
+    ):
+        caller.dial()
+        assert caller.press("0").waiting_for == "enqueue"
+        with TwilioPhone(server.base_url, server.token, from_number=AGENT_PHONE) as line:
+            line.dial("/twilio/agent")
+            turn = line.press(PIN + "#")
+            queue = ET.fromstring(turn.xml).find("Dial/Queue")
+            assert queue is not None
+            connect = queue.get("url", "").removeprefix(server.base_url)
+            asked = time.monotonic()
+            verbs = post(line, connect, CallSid=caller.call_sid)
+        pop = sara_pops.next(timeout=2.0)
+        assert pop.received - asked < 1.0
+        assert (pop.data["channel"], pop.data["external_id"]) == ("twilio", caller.call_sid)
+        assert pop.data["number"] == "09351234567"
+        # This call's path: the caller pressed 0 for a person.
+        assert "transfer_requested" in [s["outcome"] for s in pop.data["steps"]]
+        assert leila_pops.nothing(within=0.8)
+    assert stems(verbs) == ["agent_line-connected"]
+    pops = server.sql(
+        "SELECT u.name, e.channel, e.external_id FROM desk_event e "
+        "JOIN app_user u ON u.id = e.user_id"
+    )
+    assert [tuple(p) for p in pops] == [("sara", "twilio", caller.call_sid)]

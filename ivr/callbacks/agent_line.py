@@ -2,7 +2,7 @@
 
 The line's webhooks (``ivr/web/twilio_agents.py``) say what they see: an agent typed the right
 PIN and waits in ``<Dial><Queue>`` (:meth:`AgentLine.idle`), a caller was dequeued to them (the
-whisper URL: :meth:`AgentLine.talking`), their call ended (:meth:`AgentLine.gone`). The Twilio
+connect URL: :meth:`AgentLine.talking`), their call ended (:meth:`AgentLine.gone`). The Twilio
 queue view reads :meth:`AgentLine.present` on the leader; several nodes share the table.
 """
 

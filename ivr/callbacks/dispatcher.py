@@ -72,6 +72,16 @@ class PassReport:
         return bool(self.placed or self.withdrawn or self.recovered or self.interrupted)
 
 
+class CallNowRefused(Exception):
+    """A "call now" the rules do not allow at this moment: the message says which rule, the
+    ``code`` names it for a page (unknown, not_pending, closed, queue, no_agent, full, busy,
+    dial, no_dialer)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Dispatcher:
     """Places callbacks through one dialer, looking at one queue."""
 
@@ -248,3 +258,60 @@ class Dispatcher:
             bisect.insort(ahead_times, entered)
             placed_here += 1
             report.placed.append(attempt.id)
+
+    # -- a supervisor's "call now" ----------------------------------------------------------------
+
+    def call_now(self, callback_id: int, now: datetime | None = None) -> int:
+        """Place one pending callback at once (the desk's "call now"); the attempt's id.
+
+        The same rules as a pass, except the retry spacing: inside its province's agents'
+        hours only; one attempt at a time per number (the claim); and only onto an agent who
+        is free and promised to no one — every entry already waiting and every attempt not yet
+        taken comes first, so the callback jumps ahead of nobody. Raises CallNowRefused.
+        """
+        moment = as_aware(now or self.clock())
+        callback = self.service.get(callback_id)
+        if callback is None:
+            raise CallNowRefused(f"no callback {callback_id}", "unknown")
+        if callback.status != CallbackStatus.PENDING:
+            raise CallNowRefused(
+                f"callback {callback_id} is {callback.status}, not pending", "not_pending"
+            )
+        if not self.hours.is_open(callback.province, moment):
+            raise CallNowRefused(f"the agents of {callback.province} do not answer now", "closed")
+        try:
+            snapshot = self.view.snapshot()
+        except QueueViewError as error:
+            raise CallNowRefused(f"the queue cannot be read: {error}", "queue") from None
+        open_attempts = self.service.open_attempts()
+        waiting_ids = {e.attempt_id for e in snapshot.waiting if e.attempt_id is not None}
+        promised = len(snapshot.waiting) + sum(
+            1 for a in open_attempts if a.connected_at is None and a.id not in waiting_ids
+        )
+        if not self.dialer.holds_place:  # caller-first: every open attempt holds an agent
+            promised = len(snapshot.waiting) + len(open_attempts)
+        if snapshot.agents_free - promised <= 0:
+            raise CallNowRefused("no agent is free for it now", "no_agent")
+        if snapshot.max_len and len(snapshot.waiting) >= snapshot.max_len:
+            raise CallNowRefused("the queue is full", "full")
+        attempt = self.service.claim(callback_id, self.node, self.dialer.name, moment, early=True)
+        if attempt is None or attempt.id is None:
+            raise CallNowRefused(f"callback {callback_id} is being called already", "busy")
+        order = AttemptOrder(
+            attempt_id=attempt.id,
+            callback_id=callback_id,
+            number=callback.number,
+            province=callback.province,
+            entered_at=as_aware(callback.entered_at),
+            position=len(snapshot.waiting) + 1,
+        )
+        try:
+            external_id = self.dialer.place(order)
+        except DialError as error:
+            self.service.finish(attempt.id, Outcome.WITHDRAWN, f"not placed: {error}", at=moment)
+            raise CallNowRefused(f"the call could not be placed: {error}", "dial") from None
+        self.service.placed(attempt.id, external_id)
+        if not self.dialer.holds_place:
+            self.service.connected(attempt.id, at=moment)
+        log.info("callbacks: call now %d placed as attempt %d", callback_id, attempt.id)
+        return attempt.id

@@ -21,7 +21,7 @@ from ivr.calendar.store import CachedCalendar
 from ivr.callbacks.agent_line import AgentLine
 from ivr.callbacks.asterisk import EVENT_MASK, AsteriskDialer, AsteriskQueueView
 from ivr.callbacks.dialing import Dialer
-from ivr.callbacks.dispatcher import Dispatcher, PassReport
+from ivr.callbacks.dispatcher import CallNowRefused, Dispatcher, PassReport
 from ivr.callbacks.queue_view import QueueView
 from ivr.callbacks.service import CallbackService
 from ivr.callbacks.twilio import TwilioDialer
@@ -162,3 +162,24 @@ def close() -> None:
             if _telephony.rest is not None:
                 _telephony.rest.close()
         _telephony = _runtime = None
+
+
+def call_now(engine: Engine, settings: Settings, callback_id: int) -> int:
+    """The desk's "call now" on this node (``Dispatcher.call_now``); the attempt's id.
+    Raises CallNowRefused, also when no dialer is configured."""
+    with _lock:
+        telephony = _telephony_for(settings)
+        if telephony is None:
+            raise CallNowRefused("no dialer is configured here (IVR_CALLBACK_DIALER)", "no_dialer")
+        if _runtime is not None:
+            dispatcher = _runtime.dispatcher
+        else:
+            hours = AgentHours(load_agent_hours(), CachedCalendar(engine).get)
+            dispatcher = Dispatcher(
+                CallbackService.from_settings(engine, settings),
+                hours,
+                telephony.view,
+                telephony.dialer,
+                node=settings.node_name,
+            )
+    return dispatcher.call_now(callback_id)

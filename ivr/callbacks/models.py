@@ -128,7 +128,7 @@ class AgentLineState(StrEnum):
     IDLE = "idle"
     """In ``<Dial><Queue>`` with nobody bridged: the next caller (or callback) is theirs."""
     TALKING = "talking"
-    """A caller was dequeued to them (the whisper URL was asked)."""
+    """A caller was dequeued to them (the connect URL was asked)."""
 
 
 class AgentLine(SQLModel, table=True):

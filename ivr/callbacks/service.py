@@ -232,18 +232,28 @@ class CallbackService:
             return builtins.list(session.exec(statement))
 
     def claim(
-        self, callback_id: int, node: str, dialer: str, now: datetime | None = None
+        self,
+        callback_id: int,
+        node: str,
+        dialer: str,
+        now: datetime | None = None,
+        *,
+        early: bool = False,
     ) -> CallbackAttempt | None:
         """Open the callback's next attempt, or None if it is no longer pending and due (another
-        dispatcher claimed it first, it was cancelled, its retry spacing has not passed)."""
+        dispatcher claimed it first, it was cancelled, its retry spacing has not passed).
+
+        ``early``: a supervisor's "call now" — the retry spacing does not hold it back; the
+        claim is the same conditional UPDATE, so still one attempt at a time per number."""
         moment = self._now(now)
+        due = col(Callback.next_attempt_at) <= as_stored(Callback.next_attempt_at, moment)
         with session_scope(self.engine) as session:
             won = session.execute(
                 update(Callback)
                 .where(
                     col(Callback.id) == callback_id,
                     col(Callback.status) == CallbackStatus.PENDING,
-                    col(Callback.next_attempt_at) <= as_stored(Callback.next_attempt_at, moment),
+                    *(() if early else (due,)),
                 )
                 .values(
                     status=CallbackStatus.QUEUED, updated_at=as_stored(Callback.updated_at, moment)
@@ -395,10 +405,20 @@ class CallbackService:
             )
 
     def list(
-        self, status: str | Collection[str] | None = None, limit: int | None = None
+        self,
+        status: str | Collection[str] | None = None,
+        limit: int | None = None,
+        provinces: Collection[str] | None = None,
+        newest_first: bool = False,
     ) -> builtins.list[Callback]:
-        """Callbacks in order of their original entry time; ``status`` one or several."""
-        statement = select(Callback).order_by(col(Callback.entered_at), col(Callback.id))
+        """Callbacks in order of their original entry time (``newest_first``: the reverse);
+        ``status`` one or several; ``provinces`` a desk user's scope (None: every province)."""
+        order = (col(Callback.entered_at), col(Callback.id))
+        if newest_first:
+            order = (col(Callback.entered_at).desc(), col(Callback.id).desc())
+        statement = select(Callback).order_by(*order)
+        if provinces is not None:
+            statement = statement.where(col(Callback.province).in_(sorted(provinces)))
         if status is not None:
             wanted = [status] if isinstance(status, str) else builtins.list(status)
             unknown = set(wanted) - {s.value for s in CallbackStatus}

@@ -6,7 +6,7 @@ Two sources, because Twilio knows one half and our webhooks the other:
   ``GET …/Queues.json`` (its sid is kept), then ``GET …/Queues/{sid}/Members.json``, whose
   ``date_enqueued`` is each caller's entry time (callbacks are served in entry order with them).
 * **Agents** come from the ``agent_line`` table the agents' line keeps (``ivr.callbacks.
-  agent_line``): an agent waiting in ``<Dial><Queue>`` is free, one whose whisper URL was asked
+  agent_line``): an agent waiting in ``<Dial><Queue>`` is free, one whose connect URL was asked
   is talking. Twilio lists no dequeuers, so this is the only place that knows. An agent's row no
   webhook touched for a while (each ``<Dial>`` ends at most every 600 s and asks its action URL)
   is checked with ``GET …/Calls/{sid}.json`` and dropped once that call is over.

@@ -32,9 +32,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from ivr.clock import utcnow
+from ivr.desk_events import desk_events
 from ivr.settings import Settings
 from ivr.telephony.ami import AmiClient, AmiEvent, ListenerHandle
+from ivr.telephony.screen_pops import AgentConnectPops
 from ivr.tickets.calls import CallStore, QueueColumns
+from ivr.users.store import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +163,8 @@ def start_queue_events(engine: Engine, settings: Settings) -> tuple[AmiClient, Q
     )
     recorder = QueueEventRecorder(CallStore(engine), ami)
     recorder.start()
+    # The agent who answers gets the call on their desk (ivr.desk_events, any node's desk).
+    AgentConnectPops(UserStore(engine), desk_events(engine), ami).start()
     try:
         ami.connect(timeout=1.0)
     except Exception as exc:  # AmiError: not up yet; the watchdog goes on trying

@@ -379,6 +379,33 @@ class CallStore:
             if result.rowcount != 1:
                 raise LookupError(f"no call {call_id}")
 
+    def link_ticket(self, external_id: str, tracking: str) -> int | None:
+        """Tie the call to a stored ticket (an agent's choice on the screen pop: a new ticket
+        for this call, or an earlier one); the call's id, or None if either is unknown."""
+        with self.engine.begin() as connection:
+            ticket_id = connection.execute(
+                select(_TICKET.c.id).where(_TICKET.c.tracking == tracking)
+            ).scalar()
+            call_id = connection.execute(_ID_BY_SID, {"sid": external_id}).scalar()
+            if ticket_id is None or call_id is None:
+                return None
+            connection.execute(
+                update(_CALL).where(_CALL.c.id == call_id).values(ticket_id=ticket_id)
+            )
+            return int(call_id)
+
+    def provinces_of(self, external_ids: list[str]) -> dict[str, str | None]:
+        """Each known call's province (the live view shows callers of the viewer's scope)."""
+        if not external_ids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(_CALL.c.external_id, _CALL.c.province).where(
+                    _CALL.c.external_id.in_(sorted(set(external_ids)))
+                )
+            )
+            return {external_id: province for external_id, province in rows}
+
     # --- the agents' queue (from AMI events) ------------------------------------------------
 
     def queue_wait(self, external_id: str) -> QueueWait | None:

@@ -681,6 +681,14 @@ class TicketService:
             session.flush()
             return self._views(session, [ticket])[0]
 
+    def note_call(self, tracking: str, call_key: str, actor: str) -> TicketView:
+        """A history line saying ``actor`` attached the call ``call_key`` to the ticket (the
+        call's own row is linked by its owner, ``ivr.tickets.calls``)."""
+        with session_scope(self.engine) as session:
+            ticket = self._for_update(session, tracking)
+            self._change(session, ticket, "call", None, call_key, actor, None)
+            return self._views(session, [ticket])[0]
+
     def _after_status(self, session: Session, ticket: Ticket, old: str, actor: str) -> None:
         """Keep the SLA columns true after a status change.
 

@@ -158,6 +158,26 @@ class SessionStore:
                 )
         return OpenSession(row.id, user, row.csrf_token)
 
+    def is_live(self, session_id: int, now: datetime | None = None) -> bool:
+        """Whether the session is still open, without touching it (a long-lived request such
+        as the desk's event stream asks this now and then; it is no sign of activity)."""
+        now = as_aware(now or utcnow())
+        with Session(self.engine) as session:
+            found = session.exec(
+                select(DeskSession, User)
+                .join(User, col(User.id) == col(DeskSession.user_id))
+                .where(col(DeskSession.id) == session_id)
+            ).first()
+        if found is None:
+            return False
+        row, user = found
+        return (
+            row.ended_at is None
+            and user.active
+            and now - as_aware(row.last_seen_at) <= self.limits.idle
+            and now - as_aware(row.created_at) <= self.limits.lifetime
+        )
+
     def end(self, session_id: int) -> None:
         """Logout: the session's cookie opens nothing any more, on any node."""
         with session_scope(self.engine) as session:

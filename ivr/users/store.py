@@ -119,6 +119,19 @@ class UserStore:
                 )
             ).first()
 
+    def by_extension(self, interface: str | None) -> User | None:
+        """The active user whose queue member interface this is (AMI AgentConnect's
+        ``Interface``, e.g. PJSIP/201): whose desk a connected queue call pops up on."""
+        if not interface:
+            return None
+        with Session(self.engine) as session:
+            return session.exec(
+                select(User).where(
+                    User.extension == interface,
+                    User.active == True,  # noqa: E712  (SQL, not Python)
+                )
+            ).first()
+
     def disable(self, name: str) -> User:
         return self._change(name, active=False)
 

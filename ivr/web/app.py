@@ -11,7 +11,10 @@ from ivr.settings import Settings, get_settings
 from ivr.web import health, pages, prompts, try_, twilio, twilio_agents, twilio_queue
 from ivr.web.deps import AppContext
 from ivr.web.desk import auth as desk_auth
+from ivr.web.desk import callbacks as desk_callbacks
 from ivr.web.desk import home as desk_home
+from ivr.web.desk import live as desk_live
+from ivr.web.desk import pop as desk_pop
 from ivr.web.desk import tickets as desk_tickets
 
 
@@ -37,6 +40,9 @@ def create_app(
         desk_auth.router,
         desk_home.router,
         desk_tickets.router,
+        desk_pop.router,
+        desk_live.router,
+        desk_callbacks.router,
     ):
         app.include_router(router)
     return app

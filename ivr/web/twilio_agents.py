@@ -3,11 +3,12 @@
 ``POST /twilio/agent`` is that number's voice webhook. The calling number must be an active
 agent's (``ivr users add … --phone``), else a polite refusal; then the PIN (``ivr users pin``),
 three tries per call; then ``<Dial><Queue url=…>`` takes the caller who has waited longest, and
-the whisper URL tells the agent, before the bridge, whose call it is (the number digit by digit).
+the connect URL (``<Queue url>``, played to the caller) tells the caller an agent answers and pops
+the call up on that agent's desk.
 The try count rides in the action URL's query, which Twilio signs, so a caller cannot reset it.
 
 The line also tells the callback dispatcher which agents are free on Twilio (``agent_line``):
-after the PIN the agent waits in ``<Dial><Queue>`` (idle); the whisper URL says a caller was
+after the PIN the agent waits in ``<Dial><Queue>`` (idle); the connect URL says a caller was
 dequeued to them (talking); the ``<Dial action>`` (``/twilio/agent/next``) comes when that
 call ends, or after the Dial's 600 s without a caller, and dials the queue again (idle); the
 agents' number's status callback (``/twilio/agent/status``) says their own call ended.
@@ -22,9 +23,10 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from ivr.callbacks.agent_line import AgentLine
 from ivr.callbacks.twilio import twilio_outcome
+from ivr.desk_events import desk_events
 from ivr.flow.state import CallState
 from ivr.identifiers import normalize_phone
-from ivr.speech import digits_fragments, phone_groups
+from ivr.users.models import User
 from ivr.users.store import UserStore
 from ivr.web.deps import AppContext, Context
 from ivr.web.twilio import Form
@@ -47,10 +49,12 @@ def _line(ctx: AppContext) -> AgentLine:
     return AgentLine(ctx.services.calls.engine)
 
 
-def _dial_queue(response: VoiceResponse, ctx: AppContext, base: str) -> Response:
-    """Wait for the next caller; the Dial's action comes back when that call ends."""
+def _dial_queue(response: VoiceResponse, ctx: AppContext, base: str, agent: User) -> Response:
+    """Wait for the next caller; the Dial's action comes back when that call ends. The agent
+    rides in the connect URL (Twilio signs it with its query): whose desk pops up."""
     dial = Dial(action=f"{base}/twilio/agent/next", method="POST", timeout=DIAL_TIMEOUT_S)
-    dial.queue(ctx.settings.agent_queue, url=f"{base}/twilio/agent/whisper", method="POST")
+    connect_url = f"{base}/twilio/agent/connect?agent={agent.id}"
+    dial.queue(ctx.settings.agent_queue, url=connect_url, method="POST")
     response.append(dial)
     return _goodbye(response, base, "agent_line.goodbye")
 
@@ -108,7 +112,7 @@ def pin(form: Form, ctx: Context, request: Request, tries: int = 0) -> Response:
     log.info("agents' line: %s takes the next caller", agent.name)
     _line(ctx).idle(form.get("CallSid", ""), agent.name)
     response.play(prompt_url(base, "agent_line.connecting"))
-    return _dial_queue(response, ctx, base)
+    return _dial_queue(response, ctx, base, agent)
 
 
 @router.post("/next")
@@ -123,7 +127,7 @@ def next_caller(form: Form, ctx: Context, request: Request) -> Response:
         line.gone([call_sid])
         return _goodbye(VoiceResponse(), base, "agent_line.goodbye")
     line.idle(call_sid, agent.name)
-    return _dial_queue(VoiceResponse(), ctx, base)
+    return _dial_queue(VoiceResponse(), ctx, base, agent)
 
 
 @router.post("/status")
@@ -134,25 +138,24 @@ def agent_call_status(form: Form, ctx: Context) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/whisper")
-def whisper(form: Form, ctx: Context, request: Request) -> Response:
-    """Played to the agent before the bridge: the waiting caller's number, in written groups.
-
-    Twilio posts the dequeued caller's CallSid; the number comes from that call's record (the
-    one the IVR answered), else from the request's own From.
+@router.post("/connect")
+def connect(form: Form, ctx: Context, request: Request, agent: int | None = None) -> Response:
+    """The ``<Queue url>``: Twilio runs it on the *waiting caller's* leg just before the bridge
+    (its docs: "executed on the queued caller's end"), so it tells the caller an agent is
+    answering. It is also the moment the call connects to ``agent``: their line is marked
+    talking and their desk gets the screen pop with the caller's number and IVR path
+    (``ivr.desk_events``) — the agent learns who calls from the desk, not by ear.
     """
     base = base_url(ctx, request)
     dequeuing = form.get("DequeingCallSid", "")
     if dequeuing and not _line(ctx).talking(dequeuing, form.get("CallSid")):
-        log.warning("whisper: agent's call %s is not on the line", dequeuing)
-    number = _caller_number(ctx, form.get("CallSid", "")) or normalize_phone(form.get("From"))
+        log.warning("connect: agent's call %s is not on the line", dequeuing)
+    call_sid = form.get("CallSid", "")
+    if agent is not None and call_sid:
+        number = _caller_number(ctx, call_sid) or normalize_phone(form.get("From"))
+        _pop(ctx, agent, call_sid, number or form.get("From"))
     response = VoiceResponse()
-    if number is None:
-        response.play(prompt_url(base, "agent_line.whisper_unknown"))
-        return _xml(response)
-    response.play(prompt_url(base, "agent_line.whisper"))
-    for fragment in digits_fragments(number, phone_groups(number)):
-        response.play(prompt_url(base, fragment))
+    response.play(prompt_url(base, "agent_line.connected"))
     return _xml(response)
 
 
@@ -160,9 +163,17 @@ def _caller_number(ctx: AppContext, call_sid: str) -> str | None:
     try:
         found = ctx.services.calls.load_state(call_sid)
     except Exception:
-        log.exception("whisper: could not read call %s", call_sid)
+        log.exception("connect: could not read call %s", call_sid)
         return None
     if found is None:
         return None
     state = CallState.from_json(found[1])
     return state.caller_number or normalize_phone(state.caller_id)
+
+
+def _pop(ctx: AppContext, agent_id: int, call_sid: str, caller: str | None) -> None:
+    """The screen pop for the agent; a failure costs the pop, never the call."""
+    try:
+        desk_events(ctx.services.calls.engine).push(agent_id, "twilio", call_sid, caller)
+    except Exception:
+        log.exception("connect: could not push the screen pop of %s to user %s", call_sid, agent_id)

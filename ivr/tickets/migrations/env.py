@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
+from ivr import desk_events as _desk_events  # noqa: F401  (the screen pops' table too)
 from ivr.callbacks import models as _callbacks  # noqa: F401  (their tables too)
 from ivr.tickets import models  # noqa: F401  (fills SQLModel.metadata)
 from ivr.tickets.db import make_engine

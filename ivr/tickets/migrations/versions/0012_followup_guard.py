@@ -1,7 +1,7 @@
 """Follow-up tries that failed, so guessing the last 4 digits is limited on every node.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-10
 
 One row per failed try (a wrong last 4, or a tracking number naming no ticket), with the
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
