@@ -22,7 +22,7 @@ from desk_sse import SseReader
 from twilio_phone import TwilioPhone, parse_twiml
 
 if TYPE_CHECKING:
-    from conftest import CallHelpers, IvrServer
+    from conftest import IvrServer
 
 AGENT_PHONE = "+989121110000"
 AGENT_NATIONAL = "09121110000"
