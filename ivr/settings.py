@@ -136,6 +136,16 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """How much ``ivr serve`` and ``ivr scheduler`` log; ``debug`` adds each job run."""
 
+    desk_idle_seconds: Seconds = 1800
+    """A desk session ends after this long without a request (30 minutes)."""
+    desk_session_seconds: Seconds = 43_200
+    """A desk session ends this long after login whatever happens (12 hours)."""
+    desk_login_tries: int = Field(default=5, ge=1, le=1000)
+    """Wrong passwords per user name and per address within the window before logins are
+    refused (429) for the rest of it."""
+    desk_login_window_seconds: Seconds = 900
+    """The window wrong passwords are counted in (15 minutes)."""
+
     # -- checks -------------------------------------------------------------------------------
 
     @field_validator("storage_dir", "prompts_dir", "generated_prompts_dir")

@@ -384,6 +384,8 @@ def _ticket_report(state: CallState) -> list[act.Audio]:
         said += ["followup.agency", f"agency.{info.agency}"]
     if info.due_at:
         said += ["followup.due", *speech.date_fragments(tehran_date(info.due_at))]
+    if info.answer_audio_path:
+        said += ["followup.answer", act.Recorded(info.answer_audio_path)]
     return said
 
 

@@ -79,6 +79,8 @@ class TicketInfo:
     agency: str | None
     created_at: datetime
     due_at: datetime | None
+    answer_audio_path: str | None = None
+    """The agent's answer as audio (ivr.answers): played after the status."""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,24 @@ class Ticket(SQLModel, table=True):
     the watch re-checks the real columns, so an early value costs one look, never a wrong step.
     """
 
+    # The desk (ivr.web.desk): who works it, the answer the caller hears on following up.
+    assignee: str | None = Field(default=None, max_length=64, index=True)
+    """The user name (ivr.users) of the agent working it; users are never deleted or renamed."""
+    answer_text: str | None = None
+    answer_audio_path: str | None = None
+    """The answer rendered with the prompts' voice (or uploaded): the follow-up plays it."""
+    answered_at: datetime | None = None
+    callback_reversed: str | None = Field(default=None, max_length=16, index=True)
+    caller_reversed: str | None = Field(default=None, max_length=32, index=True)
+    """The numbers' digits reversed: "the last digits of a phone number" becomes a range
+    (prefix) search on an index, on SQLite and PostgreSQL alike."""
+
+    __table_args__ = (
+        Index("ix_ticket_desk_province", "province", "id"),
+        Index("ix_ticket_desk_status", "province", "status", "id"),
+        Index("ix_ticket_desk_due", "province", "status", "due_at"),
+    )
+
 
 class TicketEvent(SQLModel, table=True):
     """One line of a ticket's history: every change, who made it and when."""
@@ -123,7 +141,8 @@ class Call(SQLModel, table=True):
     """The network's own name for the line, to find the call in its logs: Asterisk's channel
     name (``PJSIP/trunk-0000002a``, as in the CDR), Twilio's ParentCallSid when the call was
     forwarded from another call, else its CallSid; None for the terminal phone."""
-    caller: str | None = Field(default=None, max_length=32)
+    caller: str | None = Field(default=None, max_length=32, index=True)
+    """As the network delivered it; indexed for the desk's "other calls from this number"."""
     called: str | None = Field(default=None, max_length=32)
     """The number the caller dialled, as the network delivered it."""
     province: str | None = Field(default=None, max_length=32, index=True)
@@ -189,6 +208,12 @@ class DeadlinesLike(Protocol):
     def first_response_warn(self) -> datetime | None: ...
     @property
     def resolution_warn(self) -> datetime | None: ...
+
+
+def reversed_digits(number: str | None) -> str | None:
+    """``09121234567`` → ``76543212190``: the key the desk's phone search runs on."""
+    digits = "".join(c for c in (number or "") if c.isdigit())
+    return digits[::-1] or None
 
 
 def deadline_columns(deadlines: DeadlinesLike) -> dict[str, datetime | None]:

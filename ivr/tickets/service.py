@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from ivr.agencies import Agencies, load_agencies
 from ivr.categories import Categories, load_categories
 from ivr.clock import as_aware, as_stored, utcnow
+from ivr.notify import queue_mails
 from ivr.speech import normalize_digits
 from ivr.tickets.allocator import TrackingAllocator
 from ivr.tickets.db import session_scope
@@ -42,10 +43,13 @@ from ivr.tickets.models import (
     deadline_columns,
     next_sla_check,
     pauses_from_history,
+    reversed_digits,
 )
+from ivr.tickets.scope import Scope
 from ivr.tickets.statuses import (
     CALLER,
     SYSTEM,
+    TRANSITIONS,
     TransitionRefused,
     check_transition,
     parse_status,
@@ -135,6 +139,16 @@ class TicketDraft:
 
 
 @dataclass(frozen=True)
+class ReferralMail:
+    """The mail telling an agency a ticket is theirs (written by whoever refers: the desk)."""
+
+    sender: str
+    subject: str
+    body: str
+    body_html: str | None = None
+
+
+@dataclass(frozen=True)
 class CreatedTicket:
     tracking: str | None
     """None only when the database was down and no reserved number was left."""
@@ -177,6 +191,12 @@ class TicketView:
     """When a person first moved the ticket out of ``registered`` (stops the first clock)."""
     national_id: str | None = None
     """Personal data: shown only where asked for (``ivr tickets show --with-personal-data``)."""
+    assignee: str | None = None
+    answer_text: str | None = None
+    answer_audio_path: str | None = None
+    answered_at: datetime | None = None
+    first_response_warn_at: datetime | None = None
+    resolution_warn_at: datetime | None = None
 
 
 class TicketService:
@@ -340,6 +360,8 @@ class TicketService:
             callback_number=fields["callback_number"],
             national_id=fields["national_id"],
             call_key=fields.get("call_key"),
+            callback_reversed=reversed_digits(fields["callback_number"]),
+            caller_reversed=reversed_digits(fields["caller_number"]),
             status=Status.REGISTERED.value,
             escalation_level=0,
             created_at=now,
@@ -452,6 +474,18 @@ class TicketService:
             ticket = session.exec(statement).first()
             return None if ticket is None else self._views(session, [ticket])[0]
 
+    def get_in(self, tracking: str, scope: Scope) -> TicketView | None:
+        """The ticket if ``scope`` may see it; None otherwise, exactly as for no ticket (the
+        province is part of the query, so an out-of-scope ticket is never even read)."""
+        if not is_valid_tracking(tracking):
+            return None
+        with Session(self.engine) as session:
+            statement = select(Ticket).where(
+                Ticket.tracking == normalize_digits(tracking), scope.where(col(Ticket.province))
+            )
+            ticket = session.exec(statement).first()
+            return None if ticket is None else self._views(session, [ticket])[0]
+
     def latest(self, limit: int = 20) -> list[TicketView]:
         """The newest tickets first."""
         with Session(self.engine) as session:
@@ -505,6 +539,12 @@ class TicketService:
                 escalated_at=None if t.escalated_at is None else as_aware(t.escalated_at),
                 responded_at=None if t.responded_at is None else as_aware(t.responded_at),
                 national_id=t.national_id,
+                assignee=t.assignee,
+                answer_text=t.answer_text,
+                answer_audio_path=t.answer_audio_path,
+                answered_at=as_aware(t.answered_at),
+                first_response_warn_at=as_aware(t.first_response_warn_at),
+                resolution_warn_at=as_aware(t.resolution_warn_at),
             )
             for t in tickets
         ]
@@ -512,13 +552,18 @@ class TicketService:
     # -- changing -------------------------------------------------------------------------------
 
     def set_status(
-        self, tracking: str, status: Status | str, actor: str, note: str | None = None
+        self,
+        tracking: str,
+        status: Status | str,
+        actor: str,
+        note: str | None = None,
+        scope: Scope | None = None,
     ) -> TicketView:
         """Move a ticket to ``status`` if the transition table allows it (``TransitionRefused``
         otherwise, changing nothing); the same status with a note records just the note."""
         new = parse_status(status).value
         with session_scope(self.engine) as session:
-            ticket = self._for_update(session, tracking)
+            ticket = self._for_update(session, tracking, scope)
             if ticket.status != new:
                 check_transition(ticket.tracking, ticket.status, new, note)
                 if new == Status.REFERRED and ticket.agency is None:
@@ -532,13 +577,24 @@ class TicketService:
                 self._change(session, ticket, "note", None, None, actor, note)
             return self._views(session, [ticket])[0]
 
-    def refer(self, tracking: str, agency: str, actor: str, note: str | None = None) -> TicketView:
+    def refer(
+        self,
+        tracking: str,
+        agency: str,
+        actor: str,
+        note: str | None = None,
+        scope: Scope | None = None,
+        mail: ReferralMail | None = None,
+    ) -> TicketView:
         """Route a ticket to an agency of the agencies file (``UnknownAgency`` otherwise); its
         status becomes ``referred`` through the same transition table as ``set_status``.  A
         referred ticket may be referred on to another agency."""
-        code = self.agencies.require(agency).code
+        found = self.agencies.require(agency)
+        code = found.code
         with session_scope(self.engine) as session:
-            ticket = self._for_update(session, tracking)
+            ticket = self._for_update(session, tracking, scope)
+            if mail is not None and ticket.agency != code:
+                self._queue_referral(session, ticket, found.email, code, mail)
             if ticket.status != Status.REFERRED:
                 check_transition(ticket.tracking, ticket.status, Status.REFERRED, note)
             if ticket.agency != code:
@@ -552,6 +608,77 @@ class TicketService:
                 self._after_status(session, ticket, old, actor)
             elif note:
                 self._change(session, ticket, "note", None, None, actor, note)
+            return self._views(session, [ticket])[0]
+
+    @staticmethod
+    def _queue_referral(
+        session: Session, ticket: Ticket, address: str, code: str, mail: ReferralMail
+    ) -> None:
+        """The referral's mail to the agency, in the outbox, in the referral's transaction."""
+        now = as_aware(utcnow())
+        queue_mails(
+            session.connection(),
+            [
+                {
+                    "ticket_id": ticket.id,
+                    "step": f"referral-{code}"[:32],
+                    "recipient": address,
+                    "province": ticket.province,
+                    "sender": mail.sender,
+                    "subject": mail.subject,
+                    "body": mail.body,
+                    "body_html": mail.body_html,
+                    "created_at": now,
+                    "not_before": now,
+                    "attempts": 0,
+                }
+            ],
+        )
+
+    def assign(
+        self, tracking: str, assignee: str | None, actor: str, scope: Scope | None = None
+    ) -> TicketView:
+        """Hand the ticket to ``assignee`` (a user name; None: nobody); a history line."""
+        with session_scope(self.engine) as session:
+            ticket = self._for_update(session, tracking, scope)
+            if ticket.assignee != assignee:
+                self._change(session, ticket, "assigned", "assignee", assignee, actor, None)
+            return self._views(session, [ticket])[0]
+
+    def answer(
+        self,
+        tracking: str,
+        text: str,
+        actor: str,
+        *,
+        audio_path: str | None = None,
+        scope: Scope | None = None,
+    ) -> TicketView:
+        """Store the answer the caller hears on following up (text, and its audio), and move
+        the ticket to ``answered`` where the transition table allows it.
+
+        From waiting_for_caller or answered the status stays (the table has no such move): the
+        answer is still stored, so the caller hears it.
+        """
+        text = text.strip()
+        if not text:
+            raise ValueError("an answer needs some text")
+        with session_scope(self.engine) as session:
+            ticket = self._for_update(session, tracking, scope)
+            if ticket.status == Status.CLOSED:
+                raise TransitionRefused(ticket.tracking, ticket.status, "answer", "it is closed")
+            self._change(session, ticket, "answer", None, None, actor, text)
+            ticket.answer_text = text
+            ticket.answer_audio_path = audio_path
+            ticket.answered_at = as_stored(Ticket.answered_at, utcnow())
+            if Status.ANSWERED in TRANSITIONS[Status(ticket.status)]:
+                old = ticket.status
+                self._change(
+                    session, ticket, "status", "status", Status.ANSWERED.value, actor, None
+                )
+                self._after_status(session, ticket, old, actor)
+            session.add(ticket)
+            session.flush()
             return self._views(session, [ticket])[0]
 
     def _after_status(self, session: Session, ticket: Ticket, old: str, actor: str) -> None:
@@ -593,9 +720,13 @@ class TicketService:
         session.flush()
 
     @staticmethod
-    def _for_update(session: Session, tracking: str) -> Ticket:
+    def _for_update(session: Session, tracking: str, scope: Scope | None = None) -> Ticket:
+        """The ticket, locked; ``TicketNotFound`` also when ``scope`` may not see it."""
         number = normalize_digits(tracking)
-        statement = select(Ticket).where(Ticket.tracking == number).with_for_update()
+        statement = select(Ticket).where(Ticket.tracking == number)
+        if scope is not None:
+            statement = statement.where(scope.where(col(Ticket.province)))
+        statement = statement.with_for_update()
         ticket = session.exec(statement).first()
         if ticket is None:
             raise TicketNotFound(tracking)

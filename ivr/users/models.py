@@ -43,3 +43,41 @@ class User(SQLModel, table=True):
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeskSession(SQLModel, table=True):
+    """One login at the desk: the cookie carries a signed random token, this row its hash.
+
+    Written only by :mod:`ivr.users.sessions`. Keeping the row (not only a signed cookie) is
+    what lets logout end a session everywhere: a copied cookie stops working the moment
+    ``ended_at`` is set, whatever its signature says.
+    """
+
+    __tablename__ = "desk_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    """SHA-256 of the cookie's token: a stolen database opens no session."""
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    """Every form post of this session carries it (ivr.web.desk.csrf)."""
+    address: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    """Logout (or a timeout noticed): the session is over on every node."""
+
+
+class LoginAttempt(SQLModel, table=True):
+    """A wrong password at the desk's login, by name and by address (ivr.users.sessions).
+
+    In the database, not in one process's memory, so every node behind the balancer counts the
+    same tries.
+    """
+
+    __tablename__ = "login_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    username: str = Field(max_length=64, index=True)
+    address: str = Field(max_length=64, index=True)

@@ -10,6 +10,9 @@ from ivr.session import Services
 from ivr.settings import Settings, get_settings
 from ivr.web import health, pages, prompts, try_, twilio, twilio_agents, twilio_queue
 from ivr.web.deps import AppContext
+from ivr.web.desk import auth as desk_auth
+from ivr.web.desk import home as desk_home
+from ivr.web.desk import tickets as desk_tickets
 
 
 def create_app(
@@ -31,6 +34,9 @@ def create_app(
         prompts.router,
         health.router,
         try_.router,
+        desk_auth.router,
+        desk_home.router,
+        desk_tickets.router,
     ):
         app.include_router(router)
     return app

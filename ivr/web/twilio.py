@@ -63,7 +63,8 @@ FIELD_LIMITS: dict[str, re.Pattern[str] | int] = {
 """Each field Twilio sends that we read: a pattern it must match, or its longest length."""
 OTHER_FIELD_MAX = 1024
 MAX_TURN = 100_000
-NAME = re.compile(r"twilio-[A-Za-z0-9_-]{1,140}\.wav")
+NAME = re.compile(r"(?:twilio|answer)-[A-Za-z0-9_-]{1,140}\.wav")
+"""Callers' recordings, and the desk's answers (ivr.answers) played on following up."""
 
 
 class Webhook:

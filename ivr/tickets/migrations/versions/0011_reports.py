@@ -1,7 +1,7 @@
 """The nightly reports: which day's report went to whom, and mails that carry files.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01
 
 ``report_delivery`` has one row per day and scope (province or ``national``) whose report was
@@ -9,7 +9,7 @@ queued: its primary key keeps a day from being mailed twice by two nodes or afte
 The outbox (``notification``) gains ``attachments`` (a JSON list of file paths: the PDF and the
 CSV) and ``office_hours`` (true for the escalations as before; the report is mailed at night).
 
-(0010 is another branch's migration: at the merge, ``down_revision`` becomes the last of them.)
+(Written on 0009; chained after the desk's 0010 when the desk branch was merged in.)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
