@@ -103,8 +103,12 @@ def render_report(
     font_css: str = "",
     menu_svg: str | None = None,
     made_at: datetime | None = None,
+    template: str = "report.html",
 ) -> str:
-    """The report's HTML: ``full`` with charts, tables and definitions; else the key figures."""
+    """The report's HTML: ``full`` with charts, tables and definitions; else the key figures.
+
+    ``template`` ``desk.html``: the report alone (its style and body), for a page around it.
+    """
     words = report_words()
     chart_svgs: dict[str, str] = {}
     if full:
@@ -134,4 +138,4 @@ def render_report(
         "key_figures": [(k, _value(figures, k)) for k in KEY_FIGURES],
         **helpers,
     }
-    return _environment().get_template("report.html").render(context)
+    return _environment().get_template(template).render(context)

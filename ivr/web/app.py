@@ -12,6 +12,7 @@ from ivr.web import health, pages, prompts, try_, twilio, twilio_agents, twilio_
 from ivr.web.deps import AppContext
 from ivr.web.desk import auth as desk_auth
 from ivr.web.desk import home as desk_home
+from ivr.web.desk import reports as desk_reports
 from ivr.web.desk import tickets as desk_tickets
 
 
@@ -36,6 +37,7 @@ def create_app(
         try_.router,
         desk_auth.router,
         desk_home.router,
+        desk_reports.router,
         desk_tickets.router,
     ):
         app.include_router(router)
