@@ -110,3 +110,13 @@ def test_csv_has_one_row_per_call_of_the_day(stored: dict[str | None, StoredRepo
     national = list(csv.reader(stored[None].csv.open(encoding="utf-8-sig")))
     assert len(national) == 1 + 8
     assert not any(PERSIAN_DIGITS.search(cell) for row in national for cell in row)
+
+
+def test_every_figure_the_report_shows_has_a_definition() -> None:
+    from ivr.reports.render import KEY_FIGURES, TEMPLATES
+
+    shown = set(re.findall(r"\bf\.(\w+)\.label", (TEMPLATES / "_body.html").read_text()))
+    shown |= set(KEY_FIGURES)
+    defined = set(report_words().figures)
+    assert shown <= defined, shown - defined
+    assert len(shown) >= 20
