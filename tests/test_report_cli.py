@@ -4,23 +4,48 @@ with the PDF and the CSV attached."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import report_day
-from conftest import make_env, run_ivr
 from report_day import DAY
 from test_escalation import Mailbox, start_smtp
 
 from ivr.supervisors import add_supervisor
 from ivr.tickets.db import make_engine, upgrade
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_ivr(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).with_name("ivr")), *args]
+    done = subprocess.run(
+        command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    if check:
+        assert done.returncode == 0, f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
 
 @pytest.fixture
-def day_storage(tmp_path: Path) -> Path:
-    storage = tmp_path / "storage"
-    storage.mkdir()
+def make_env(ivr_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """``make_env(storage, **settings)``: the conftest's ``ivr_env`` plus ``IVR_*`` settings."""
+
+    def made(storage: Path, **settings: str) -> dict[str, str]:
+        env = dict(ivr_env, IVR_STORAGE_DIR=str(storage))
+        env.update({f"IVR_{k.upper()}": v for k, v in settings.items()})
+        return env
+
+    return made
+
+
+@pytest.fixture
+def day_storage(storage: Path) -> Path:
     url = f"sqlite:///{storage / 'ivr.db'}"
     upgrade(url)
     engine = make_engine(url)
@@ -40,7 +65,7 @@ def mailbox() -> Iterator[Mailbox]:
     controller.stop()
 
 
-def test_a_jalali_date_in_persian_digits_for_one_province(day_storage: Path) -> None:
+def test_a_jalali_date_in_persian_digits_for_one_province(day_storage: Path, make_env) -> None:  # type: ignore[no-untyped-def]
     done = run_ivr(make_env(day_storage), "report", "--date", "۱۴۰۵/۰۹/۰۶", "--province", "qom")
     assert "7 calls, 2 new tickets, 3 overdue" in done.stdout
     folder = day_storage / "reports" / "1405-09-06" / "qom"
@@ -48,7 +73,7 @@ def test_a_jalali_date_in_persian_digits_for_one_province(day_storage: Path) -> 
     assert not (day_storage / "reports" / "1405-09-06" / "national").exists()
 
 
-def test_an_iso_date_nationally_gives_the_same_figures_twice(day_storage: Path) -> None:
+def test_an_iso_date_nationally_gives_the_same_figures_twice(day_storage: Path, make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env(day_storage)
     first = run_ivr(env, "report", "--date", DAY.isoformat(), "--national")
     again = run_ivr(env, "report", "--date", "1405-09-06", "--national")
@@ -56,7 +81,7 @@ def test_an_iso_date_nationally_gives_the_same_figures_twice(day_storage: Path) 
     assert first.stdout == again.stdout
 
 
-def test_without_a_scope_every_province_and_the_nation(day_storage: Path) -> None:
+def test_without_a_scope_every_province_and_the_nation(day_storage: Path, make_env) -> None:  # type: ignore[no-untyped-def]
     done = run_ivr(make_env(day_storage), "report", "--date", "1405-09-06")
     assert len(done.stdout.splitlines()) == 3  # qom, tehran, national
     assert {p.name for p in (day_storage / "reports" / "1405-09-06").iterdir()} == {
@@ -76,7 +101,7 @@ def test_without_a_scope_every_province_and_the_nation(day_storage: Path) -> Non
         ([], "--date"),
     ],
 )
-def test_wrong_input_is_one_line(day_storage: Path, args: list[str], said: str) -> None:
+def test_wrong_input_is_one_line(day_storage: Path, make_env, args: list[str], said: str) -> None:  # type: ignore[no-untyped-def]
     done = run_ivr(make_env(day_storage), "report", *args, check=False)
     assert done.returncode != 0
     assert said in done.stderr
@@ -85,7 +110,9 @@ def test_wrong_input_is_one_line(day_storage: Path, args: list[str], said: str) 
 
 
 def test_send_mails_the_province_report_with_pdf_and_csv(
-    day_storage: Path, mailbox: Mailbox
+    day_storage: Path,
+    mailbox: Mailbox,
+    make_env,  # type: ignore[no-untyped-def]
 ) -> None:
     env = make_env(day_storage, smtp_url=mailbox.url, mail_from="124@example.org")
     done = run_ivr(env, "report", "--date", "1405-09-06", "--province", "qom", "--send")
