@@ -43,7 +43,7 @@ system-deps:
 
 # ... and what the tests need besides: sipp, mmdebstrap for the Asterisk root, PostgreSQL.
 test-deps:
-	@$(call apt_missing,sipp:sip-tester mmdebstrap:mmdebstrap pg_ctlcluster:postgresql chromium:chromium)
+	@$(call apt_missing,sipp:sip-tester mmdebstrap:mmdebstrap pg_ctlcluster:postgresql chromium:chromium pdffonts:poppler-utils)
 
 install: system-deps $(VENV)/.installed
 

@@ -16,7 +16,9 @@ and ``ivr outbox list|retry`` reads and resets them through ``list_outbox`` and 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
+import mimetypes
 import smtplib
 import ssl
 import time
@@ -24,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -184,7 +187,26 @@ def build_message(row: Notification, now: datetime) -> EmailMessage:
     message.set_content(row.body)
     if row.body_html:
         message.add_alternative(row.body_html, subtype="html")
+    for path in json.loads(row.attachments or "[]"):
+        _attach(message, Path(path))
     return message
+
+
+def _attach(message: EmailMessage, path: Path) -> None:
+    """One file from ``attachments``, typed by its name (application/pdf, text/csv …)."""
+    if not path.is_file():
+        log.warning("attachment %s is gone; the mail goes without it", path)
+        return
+    kind, _ = mimetypes.guess_type(path.name)
+    maintype, subtype = (kind or "application/octet-stream").split("/", 1)
+    message.add_attachment(
+        path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name
+    )
+
+
+def _may_send(row: Notification, calendar: WorkCalendar, now: datetime) -> bool:
+    """Now, unless the mail waits for its recipient's office hours and they are closed."""
+    return not row.office_hours or calendar.is_working_time(now, row.province)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -224,8 +246,8 @@ def send_due(
     try:
         while time.monotonic() - started < time_budget:
             rows = _due(engine, now, max_attempts, limit)
-            open_now = [r for r in rows if calendar.is_working_time(now, r.province)]
-            closed = [r for r in rows if not calendar.is_working_time(now, r.province)]
+            open_now = [r for r in rows if _may_send(r, calendar, now)]
+            closed = [r for r in rows if not _may_send(r, calendar, now)]
             _hold(closed, calendar, now, engine)
             if not sender.send(open_now) or len(rows) < limit:
                 break  # the server is gone, or the queue is empty: every row read has left it

@@ -25,8 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any, Literal
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -34,7 +33,6 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, MetaData, Table, func, inspect
 from sqlalchemy import select as select_
@@ -53,8 +51,6 @@ JOBS_TABLE = "apscheduler_jobs"
 WATCH_JOB = "overdue_watch"
 REPORT_JOB = "nightly_report"
 CALLBACK_JOB = "callback_dispatch"
-REPORT_GRACE_S = 6 * 3600
-"""A nightly report missed because no node led at 21:00 is still written up to six hours late."""
 
 
 @dataclass
@@ -109,11 +105,13 @@ def overdue_watch(runtime: _Runtime) -> None:
 
 
 def nightly_report(runtime: _Runtime) -> None:
-    """Placeholder until the reports issue: one line of the day's figures in storage/reports/."""
-    path = write_placeholder_report(
-        runtime.services.tickets.engine, runtime.settings.reports_dir, utcnow()
-    )
-    log.info("nightly report written to %s", path)
+    """Mail every due day's reports (ivr.reports.delivery), then hand them to SMTP at once."""
+    from ivr.reports.delivery import send_due_reports
+
+    engine, settings = runtime.services.tickets.engine, runtime.settings
+    days = send_due_reports(engine, settings)
+    if days:
+        _step("sending the reports", notify.send_due, engine, now=utcnow(), settings=settings)
 
 
 def callback_dispatch(runtime: _Runtime) -> None:
@@ -123,9 +121,10 @@ def callback_dispatch(runtime: _Runtime) -> None:
     job.run(runtime.services.tickets.engine, runtime.settings)
 
 
-def _report_time(settings: Settings) -> CronTrigger:
-    hour, minute = (int(part) for part in settings.scheduler_report_time.split(":"))
-    return CronTrigger(hour=hour, minute=minute, timezone=TEHRAN)
+def _report_checks(settings: Settings) -> IntervalTrigger:
+    """The report job looks often and sends what is due: a restart or a new leader at any hour
+    sends a missed day at once, and the day's row (``report_delivery``) keeps it to once."""
+    return IntervalTrigger(seconds=settings.report_check_seconds, timezone=TEHRAN)
 
 
 JOBS: tuple[JobSpec, ...] = (
@@ -140,8 +139,8 @@ JOBS: tuple[JobSpec, ...] = (
         REPORT_JOB,
         nightly_report,
         lock_key=124_000_102,
-        schedule=_report_time,
-        misfire_grace_time=REPORT_GRACE_S,
+        schedule=_report_checks,
+        misfire_grace_time=None,
     ),
     JobSpec(
         CALLBACK_JOB,
@@ -481,7 +480,7 @@ def _same_schedule(a: BaseTrigger, b: BaseTrigger) -> bool:
     )
 
 
-# -- queries shared with the nightly placeholder and the benchmark --------------------------------
+# -- a query shared with the benchmark --------------------------------
 
 
 def count_overdue(engine: Engine, now: datetime) -> int:
@@ -494,27 +493,3 @@ def count_overdue(engine: Engine, now: datetime) -> int:
             .where(col(Ticket.status).in_(UNFINISHED_STATUSES))
         )
         return int(session.exec(statement).one())
-
-
-def write_placeholder_report(engine: Engine, directory: Path, now: datetime) -> Path:
-    """Tickets created today (Tehran) and open overdue tickets, as one line in one file."""
-    local = now.astimezone(TEHRAN)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    with Session(engine) as session:
-        created = session.exec(
-            select(func.count())
-            .select_from(Ticket)
-            .where(col(Ticket.created_at) >= as_stored(Ticket.created_at, midnight))
-            .where(col(Ticket.created_at) < as_stored(Ticket.created_at, midnight + timedelta(1)))
-        ).one()
-    overdue = count_overdue(engine, now)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{local.date().isoformat()}-placeholder.txt"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(
-        f"{local.date().isoformat()} (Asia/Tehran): {created} tickets created, "
-        f"{overdue} open tickets overdue — placeholder until the reports issue\n",
-        encoding="utf-8",
-    )
-    os.replace(tmp, path)  # a reader never sees half a file
-    return path

@@ -113,8 +113,14 @@ class Settings(BaseSettings):
     """Whether ``ivr serve`` runs the scheduler too (``--no-scheduler`` turns it off once)."""
     scheduler_watch_seconds: Seconds = 60
     """How often the overdue watch runs; tests make it a second."""
-    scheduler_report_time: str = "21:00"
-    """When the nightly report is made, Asia/Tehran time (HH:MM)."""
+    scheduler_report_time: str = "23:30"
+    """When the nightly report is mailed, Asia/Tehran time (HH:MM)."""
+    report_check_seconds: Seconds = 60
+    """How often the leader looks for a day whose report is due and not yet sent."""
+    report_catchup_days: int = Field(default=7, ge=0, le=60)
+    """How many missed days a leader still sends late (after an outage), oldest first."""
+    report_service_level_seconds: float = Field(default=20.0, gt=0, le=3600)
+    """The service level's threshold: answered within this many seconds of joining the queue."""
     scheduler_retry_seconds: Seconds = 10
     """How often a follower tries the leader lock: a dead leader is replaced within this."""
     scheduler_check_seconds: Seconds = 5

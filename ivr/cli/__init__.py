@@ -21,6 +21,7 @@ from ivr.cli import (
     phone,
     prompts,
     queue,
+    report,
     serve,
     speak,
     supervisors,
@@ -58,6 +59,7 @@ app.add_typer(flow.app, name="flow")
 app.add_typer(queue.app, name="queue")
 app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(users.app, name="users")
+app.command()(report.report)
 
 USAGE_ERROR = 2
 FAILURE = 1

@@ -11,7 +11,7 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 from ivr.clock import as_aware, utcnow
@@ -382,3 +382,25 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = None
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     last_error: str | None = None
+    attachments: str | None = None
+    """JSON list of file paths attached to the mail (the nightly report's PDF and CSV)."""
+    office_hours: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    """Held until the recipient's office opens (escalations); False: sent when due (the
+    nightly report, which supervisors read at night)."""
+
+
+class ReportDelivery(SQLModel, table=True):
+    """One row per day and scope whose report was queued for mail (ivr.reports.delivery).
+
+    The primary key makes "send the day's report" safe to repeat and to race across nodes and
+    restarts: the second insert fails and sends nothing.
+    """
+
+    __tablename__ = "report_delivery"
+
+    day: date = Field(primary_key=True)
+    """The Tehran (Jalali) day the report is about."""
+    scope: str = Field(primary_key=True, max_length=32)
+    """A province code, or ``national``."""
+    queued_at: datetime = Field(default_factory=utcnow)
+    recipients: int = 0

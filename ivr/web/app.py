@@ -15,6 +15,7 @@ from ivr.web.desk import callbacks as desk_callbacks
 from ivr.web.desk import home as desk_home
 from ivr.web.desk import live as desk_live
 from ivr.web.desk import pop as desk_pop
+from ivr.web.desk import reports as desk_reports
 from ivr.web.desk import tickets as desk_tickets
 
 
@@ -39,6 +40,7 @@ def create_app(
         try_.router,
         desk_auth.router,
         desk_home.router,
+        desk_reports.router,
         desk_tickets.router,
         desk_pop.router,
         desk_live.router,

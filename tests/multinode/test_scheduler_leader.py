@@ -142,9 +142,9 @@ def test_a_new_leader_keeps_a_missed_run_time(migrated_url: str, tmp_path: Path)
         assert kept.next_run_time == missed
         assert kept.coalesce is True and kept.max_instances == 1
         report = second.get_job(sched.REPORT_JOB)
-        assert (report.next_run_time.hour, report.next_run_time.minute) == (21, 0)
+        assert report.trigger.interval == timedelta(seconds=settings.report_check_seconds)
         assert str(report.next_run_time.tzinfo) == "Asia/Tehran"
-        assert report.misfire_grace_time == sched.REPORT_GRACE_S
+        assert report.misfire_grace_time is None  # however late: the job sends what is due
 
         faster = settings_for(migrated_url, tmp_path, scheduler_watch_seconds=5)
         sched._ensure_job(second, spec(sched.WATCH_JOB), faster)
@@ -365,18 +365,25 @@ def test_a_job_does_nothing_once_leadership_is_gone(
     assert not (runtime.settings.storage_dir / "reports").exists()
 
 
-def test_nightly_placeholder_writes_the_days_figures(runtime: sched._Runtime) -> None:
+def test_nightly_report_is_written_and_queued_once(runtime: sched._Runtime) -> None:
+    """The job writes the latest due day's national report and queues its mail; run again (a
+    retry, another node), it queues nothing more."""
+    from ivr.reports.delivery import latest_due_day
+    from ivr.reports.store import report_folder
+    from ivr.supervisors import add_supervisor
+
     tickets = runtime.services.tickets
     tickets.create(draft(), due_at=datetime.now(UTC) - timedelta(hours=1))  # overdue
-    tickets.create(draft(), due_at=datetime.now(UTC) + timedelta(days=3))
-    answered = tickets.create(draft(), due_at=datetime.now(UTC) - timedelta(hours=1))
-    assert answered.tracking is not None
-    tickets.set_status(answered.tracking, "answered", "agent")
+    add_supervisor(tickets.engine, "Ministry", "national@example.org")
     sched.run_job(sched.REPORT_JOB)
-    (path,) = (runtime.settings.storage_dir / "reports").glob("*-placeholder.txt")
-    line = path.read_text(encoding="utf-8")
-    assert line.count("\n") == 1
-    assert "3 tickets created, 1 open tickets overdue" in line
+    sched.run_job(sched.REPORT_JOB)
+    day = latest_due_day(datetime.now(UTC), runtime.settings.scheduler_report_time)
+    folder = report_folder(runtime.settings.reports_dir, day, None)
+    assert {p.name for p in folder.iterdir()} == {"report.html", "report.pdf", "calls.csv"}
+    with tickets.engine.connect() as c:
+        mails = c.execute(text("SELECT recipient, step FROM notification")).all()
+    assert [m.recipient for m in mails] == ["national@example.org"]
+    assert mails[0].step.startswith("report-")
     assert sched.count_overdue(tickets.engine, datetime.now(UTC)) == 1
 
 
