@@ -1,6 +1,6 @@
 """The desk's "call now": one callback placed at once, under the dispatcher's rules (hours, one
 attempt per number, never onto an agent promised to someone else), on SQLite with fakes; the
-real Asterisk side is in tests/asterisk/test_desk_live.py."""
+real Asterisk side is in tests/asterisk/test_desk_live_pbx.py."""
 
 # ruff: noqa: F811  (the dispatcher tests' fixtures, imported by name)
 from __future__ import annotations

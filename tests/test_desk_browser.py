@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from needs import need
 from twilio_phone import TwilioPhone
 
 if TYPE_CHECKING:
@@ -37,8 +38,7 @@ ANSWER = "پرونده شما بررسی شد و نتیجه به اداره کل
 
 @pytest.fixture(scope="module")
 def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    need(str(CHROMIUM), "chromium")
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

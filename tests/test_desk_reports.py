@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import report_day
 from desk_helpers import PASSWORD, DeskSite, desk_settings, desk_site
+from needs import need
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = PROJECT_ROOT / "storage" / "test-output" / "reports"
@@ -63,9 +64,9 @@ def test_agents_and_strangers_get_no_report(site: DeskSite) -> None:
 
 
 def test_the_page_in_chromium(site: DeskSite) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed")
+    need("/usr/bin/chromium", "chromium")
+    from playwright import sync_api as playwright
+
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import report_day
+from needs import need
 from report_day import DAY
 
 from ivr.reports import charts
@@ -75,8 +75,8 @@ def test_charts_use_the_registered_persian_font() -> None:
     assert Path(found).name == "Vazirmatn-Regular.ttf"  # not a DejaVu fallback
 
 
-@pytest.mark.skipif(shutil.which("pdffonts") is None, reason="poppler-utils is not installed")
 def test_pdf_embeds_vazirmatn_and_renders_to_png(stored: dict[str | None, StoredReport]) -> None:
+    need("pdffonts", "poppler-utils")
     pdf = stored["qom"].pdf
     assert pdf.read_bytes().startswith(b"%PDF")
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from desk_helpers import PASSWORD, DeskSite, csrf_of, desk_settings, desk_site
 from desk_sse import SseReader
+from needs import need
 from queue_helpers import TEST_QUEUE, agent_interface, ivr_on
 
 from ivr.clock import fa_digits
@@ -85,8 +86,7 @@ def _browser_login(browser, base_url: str, name: str):  # type: ignore[no-untype
 def test_a_queue_call_pops_up_on_the_answering_agents_page_only(
     site: DeskSite, pbx: TestPbx, ami: AmiClient, members: list[str]
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    need(str(CHROMIUM), "chromium")
     from playwright.sync_api import sync_playwright
 
     sara_ext = agent_interface("desk-sara")
