@@ -224,3 +224,36 @@ def test_date_filters_take_jalali_and_iso(site: DeskSite) -> None:
     assert _fa(tracking) in client.get("/desk/tickets", params={"from": _fa(jalali)}).text
     assert _fa(tracking) not in client.get("/desk/tickets", params={"to": "1390/01/01"}).text
     assert "خوانا نیست" in client.get("/desk/tickets", params={"from": "banana"}).text
+
+
+def test_my_work_shows_the_callbacks_due_and_the_callers_waiting_in_my_province(
+    site: DeskSite,
+) -> None:
+    from datetime import timedelta
+
+    from ivr.clock import utcnow
+
+    now = utcnow()
+    site.services.callbacks.request("09120000001", "qom", now - timedelta(minutes=3))
+    site.services.callbacks.request("09120000002", "tehran", now - timedelta(minutes=2))
+    joined = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    stale = (now - timedelta(hours=5)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(site.settings.storage_dir / "ivr.db") as c:
+        # As the PBX's QueueCallerJoin leaves them: joined, not left, call not ended.
+        for sid, caller, province, at in (
+            ("w1", "09350000001", "qom", joined),
+            ("w2", "09350000002", "tehran", joined),
+            ("w3", "09350000003", "qom", stale),  # a lost leave event, not a caller
+        ):
+            c.execute(
+                "INSERT INTO call (channel, external_id, caller, province, started_at, state,"
+                " turn, queue, queue_joined_at) VALUES ('asterisk', ?, ?, ?, ?, '{}', 0,"
+                " '124-agents', ?)",
+                (sid, caller, province, at, at),
+            )
+    page = site.login("qom-agent").get("/desk/").text
+    assert "۰۹۱۲۰۰۰۰۰۰۱" in page and "۰۹۱۲۰۰۰۰۰۰۲" not in page
+    assert "۰۹۳۵۰۰۰۰۰۰۱" in page
+    assert "۰۹۳۵۰۰۰۰۰۰۲" not in page and "۰۹۳۵۰۰۰۰۰۰۳" not in page
+    national = site.login("boss").get("/desk/").text
+    assert "۰۹۱۲۰۰۰۰۰۰۲" in national and "۰۹۳۵۰۰۰۰۰۰۲" in national

@@ -23,6 +23,7 @@ from ivr.tickets.scope import Scope
 from ivr.tickets.tracking import is_valid_tracking
 
 PAGE_SIZE = 50
+WAITING_STALE = timedelta(hours=2)
 MIN_PHONE_DIGITS = 3
 """Fewer trailing digits would match a tenth of all tickets: not a search."""
 
@@ -88,6 +89,13 @@ class CallLine:
     started_at: datetime
     outcome: str | None
     steps: list[StepLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WaitingCaller:
+    call_id: int
+    caller: str | None
+    joined_at: datetime
 
 
 _ROW_COLUMNS = (
@@ -212,6 +220,31 @@ class DeskQueries:
                 .limit(limit)
             ).all()
         return _rows([*mine, *others])[:limit]
+
+    def waiting_now(
+        self, scope: Scope, now: datetime | None = None, limit: int = 20
+    ) -> list[WaitingCaller]:
+        """Callers in the agents' queue now, longest waiting first, from the queue columns the
+        PBX's AMI events keep (``QueueCallerJoin`` → ``QueueCallerLeave``). A call that joined
+        more than ``WAITING_STALE`` ago without a leave is a lost event, not a caller."""
+        now = now or utcnow()
+        since = as_stored(Call.queue_joined_at, now - WAITING_STALE)
+        statement = (
+            select(Call)
+            .where(
+                scope.where(col(Call.province)),
+                col(Call.queue_joined_at) >= since,
+                col(Call.queue_left_at).is_(None),
+                col(Call.ended_at).is_(None),
+            )
+            .order_by(col(Call.queue_joined_at), col(Call.id))
+            .limit(limit)
+        )
+        with Session(self.engine) as session:
+            calls = session.exec(statement).all()
+        return [
+            WaitingCaller(c.id or 0, c.caller, as_aware(c.queue_joined_at) or now) for c in calls
+        ]
 
     def calls_of(self, tracking: str) -> list[CallLine]:
         """The calls that made or looked at this ticket, with each step, oldest first."""

@@ -1,10 +1,12 @@
-"""``/desk/``: my work — tickets of my province (mine first) by deadline, overdue first."""
+"""``/desk/``: my work — tickets of my province (mine first) by deadline, overdue first; the
+callbacks due; the callers waiting in the queue now."""
 
 from __future__ import annotations
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from ivr.callbacks.models import OPEN_STATUSES
 from ivr.clock import utcnow
 from ivr.tickets.desk_queries import DeskQueries
 from ivr.web.desk import desk_router
@@ -13,8 +15,25 @@ from ivr.web.desk.render import page
 
 router = desk_router()
 
+CALLBACKS_SHOWN = 10
+
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, user: CurrentUser, ctx: Context) -> HTMLResponse:
-    work = DeskQueries(ctx.services.tickets.engine).my_work(user.scope, user.name)
-    return page(request, "home.html", user=user, nav="home", work=work, now=utcnow())
+    queries = DeskQueries(ctx.services.tickets.engine)
+    now = utcnow()
+    work = queries.my_work(user.scope, user.name)
+    callbacks = ctx.services.callbacks.list(
+        OPEN_STATUSES, CALLBACKS_SHOWN, provinces=user.scope.provinces
+    )
+    waiting = queries.waiting_now(user.scope, now)
+    return page(
+        request,
+        "home.html",
+        user=user,
+        nav="home",
+        work=work,
+        callbacks=callbacks,
+        waiting=waiting,
+        now=now,
+    )
