@@ -51,6 +51,8 @@ JOBS_TABLE = "apscheduler_jobs"
 WATCH_JOB = "overdue_watch"
 REPORT_JOB = "nightly_report"
 CALLBACK_JOB = "callback_dispatch"
+HOUSEKEEPING_JOB = "housekeeping"
+HOUSEKEEPING_SECONDS = 3600
 
 
 @dataclass
@@ -121,6 +123,17 @@ def callback_dispatch(runtime: _Runtime) -> None:
     job.run(runtime.services.tickets.engine, runtime.settings)
 
 
+def housekeeping(runtime: _Runtime) -> None:
+    """Forget what has served its time: desk sessions past their lifetime and login attempts
+    past the throttling window (an ended session is refused anyway; this keeps the tables small)."""
+    from ivr.users.sessions import Limits, SessionStore
+
+    store = SessionStore(runtime.services.tickets.engine, Limits.from_settings(runtime.settings))
+    gone = _step("pruning desk sessions", store.prune)
+    if gone:
+        log.info("%d ended desk sessions and old login attempts forgotten", gone)
+
+
 def _report_checks(settings: Settings) -> IntervalTrigger:
     """The report job looks often and sends what is due: a restart or a new leader at any hour
     sends a missed day at once, and the day's row (``report_delivery``) keeps it to once."""
@@ -147,6 +160,13 @@ JOBS: tuple[JobSpec, ...] = (
         callback_dispatch,
         lock_key=124_000_103,
         schedule=lambda s: IntervalTrigger(seconds=s.callback_dispatch_seconds, timezone=TEHRAN),
+        misfire_grace_time=None,
+    ),
+    JobSpec(
+        HOUSEKEEPING_JOB,
+        housekeeping,
+        lock_key=124_000_104,
+        schedule=lambda s: IntervalTrigger(seconds=HOUSEKEEPING_SECONDS, timezone=TEHRAN),
         misfire_grace_time=None,
     ),
 )

@@ -4,6 +4,7 @@ ends the session on the server, and throttling counted in the database."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,39 @@ def test_the_banner_says_how_to_make_the_first_administrator(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert "/desk/" in done.stdout
     assert "users add admin --role admin" in done.stdout
+
+
+def test_housekeeping_forgets_sessions_past_their_lifetime_and_old_login_attempts(
+    site: DeskSite,
+) -> None:
+    """The scheduler's hourly housekeeping job deletes what can no longer count; a live
+    session and a recent wrong try stay."""
+    from types import SimpleNamespace
+
+    from ivr import scheduler
+    from ivr.users.sessions import Limits, SessionStore
+
+    store = SessionStore(site.services.tickets.engine, Limits.from_settings(site.settings))
+    user = site.users.get("sara")
+    assert user is not None
+    _old_token, old = store.open(user, "127.0.0.1")
+    _new_token, new = store.open(user, "127.0.0.1")
+    assert store.authenticate("sara", "wrong password", "10.0.0.9") is None
+    assert store.authenticate("sara", "wrong again", "10.0.0.9") is None
+    db = site.settings.storage_dir / "ivr.db"
+    with sqlite3.connect(db) as c:
+        c.execute(
+            "UPDATE desk_session SET created_at = datetime('now', '-13 hours') WHERE id = ?",
+            (old.id,),
+        )
+        c.execute(
+            "UPDATE login_attempt SET at = datetime('now', '-1 hours') WHERE id = "
+            "(SELECT min(id) FROM login_attempt)"
+        )
+    runtime = SimpleNamespace(services=site.services, settings=site.settings)
+    scheduler.housekeeping(runtime)  # type: ignore[arg-type]
+    with sqlite3.connect(db) as c:
+        sessions = {row[0] for row in c.execute("SELECT id FROM desk_session")}
+        attempts = c.execute("SELECT count(*) FROM login_attempt").fetchone()[0]
+    assert sessions == {new.id}
+    assert attempts == 1

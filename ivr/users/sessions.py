@@ -12,6 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import Engine, delete, func, or_, update
 from sqlmodel import Session, col, select
@@ -37,6 +38,15 @@ class OpenSession:
     csrf_token: str
 
 
+class DeskLimitSettings(Protocol):
+    """``ivr.settings.Settings`` (not imported: users stay below the settings)."""
+
+    desk_idle_seconds: int
+    desk_session_seconds: int
+    desk_login_tries: int
+    desk_login_window_seconds: int
+
+
 @dataclass(frozen=True)
 class Limits:
     idle: timedelta = timedelta(minutes=30)
@@ -44,6 +54,15 @@ class Limits:
     tries: int = 5
     """Wrong passwords allowed per user and per address within ``window``."""
     window: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def from_settings(cls, settings: DeskLimitSettings) -> Limits:
+        return cls(
+            idle=timedelta(seconds=settings.desk_idle_seconds),
+            lifetime=timedelta(seconds=settings.desk_session_seconds),
+            tries=settings.desk_login_tries,
+            window=timedelta(seconds=settings.desk_login_window_seconds),
+        )
 
     @property
     def touch_every(self) -> timedelta:

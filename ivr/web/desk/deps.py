@@ -8,7 +8,6 @@ in its queries, so a ticket out of scope is not found rather than hidden by a te
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -47,15 +46,7 @@ class Desk:
         engine = context.services.tickets.engine
         self.context = context
         self.signer = CookieSigner(settings)
-        self.sessions = SessionStore(
-            engine,
-            Limits(
-                idle=timedelta(seconds=settings.desk_idle_seconds),
-                lifetime=timedelta(seconds=settings.desk_session_seconds),
-                tries=settings.desk_login_tries,
-                window=timedelta(seconds=settings.desk_login_window_seconds),
-            ),
-        )
+        self.sessions = SessionStore(engine, Limits.from_settings(settings))
         self.users = UserStore(engine)
 
     def current(self, request: Request) -> OpenSession | None:
