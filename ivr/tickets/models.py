@@ -168,7 +168,7 @@ class Call(SQLModel, table=True):
     # The agents' queue, from Asterisk's AMI events (ivr.telephony.queue_events): how long a
     # transferred caller waited and whether a person answered. None for calls never queued.
     queue: str | None = Field(default=None, max_length=64)
-    queue_joined_at: datetime | None = None
+    queue_joined_at: datetime | None = Field(default=None, index=True)
     queue_left_at: datetime | None = None
     queue_wait_s: float | None = None
     """Seconds from joining the queue to an agent answering, the caller hanging up, or the

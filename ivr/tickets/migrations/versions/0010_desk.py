@@ -71,6 +71,7 @@ def upgrade() -> None:
         batch.create_index("ix_ticket_desk_due", ["province", "status", "due_at"])
     with op.batch_alter_table("call") as batch:
         batch.create_index("ix_call_caller", ["caller"])
+        batch.create_index("ix_call_queue_joined_at", ["queue_joined_at"])  # waiting now
 
 
 def _reversed(number: str | None) -> str | None:
@@ -104,6 +105,7 @@ def _fill_reversed(batch_size: int = 5000) -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("call") as batch:
+        batch.drop_index("ix_call_queue_joined_at")
         batch.drop_index("ix_call_caller")
     with op.batch_alter_table("ticket") as batch:
         for name in (
