@@ -383,8 +383,8 @@ def _watch(
     fresh.start(paused=True)
     for spec in JOBS:
         _ensure_job(fresh, spec, settings)
+    status.rebuilds += 1  # before any job of the new scheduler can run
     fresh.resume()
-    status.rebuilds += 1
     return fresh
 
 

@@ -464,6 +464,37 @@ def test_a_follow_up_from_another_number_needs_the_last_four_digits(call, contro
     controller.wait_idle()
 
 
+def test_a_follow_up_plays_the_agents_answer_after_the_status(call, controller: Controller):
+    """The desk's written answer, rendered with the prompts' voice into the recordings folder
+    the PBX shares, is streamed by Asterisk after «پاسخ کارشناس:» — and really played: the
+    stream lasts about as long as the file (a file Asterisk cannot open returns at once)."""
+    from ivr.answers import render_answer
+
+    settings = Settings(storage_dir=controller.storage, database_url="")
+    services = build_services(settings)
+    draft = TicketDraft("asterisk", "qom", "trade", None, None, None, CALLER, None)
+    tracking = services.tickets.create(draft).tracking
+    assert tracking is not None
+    answer = render_answer("درخواست شما بررسی شد و مجوز صادر می‌شود.", tracking, settings)
+    services.tickets.answer(tracking, "درخواست شما بررسی شد.", "sara", audio_path=str(answer))
+    with wave.open(str(answer)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert seconds > 1.5
+
+    caller = call()  # from the callback number: no last-4 check
+    caller.answer("greeting", "2")
+    caller.answer("followup-enter", tracking + "#")
+    caller.hears("status-answered")
+    caller.hears("followup-answer")
+    command = caller._until(lambda c: c.startswith("STREAM FILE ") and answer.stem in c, 20)
+    assert str(answer.with_suffix("")) in command
+    started = time.monotonic()
+    caller.hears("followup-menu", timeout=seconds + 20)
+    assert time.monotonic() - started > 0.7 * seconds
+    caller.hang_up()
+    controller.wait_idle()
+
+
 def test_wrong_keys_and_silence_are_retried_then_the_caller_reaches_an_agent(
     call, ami: AmiClient, controller: Controller
 ):
