@@ -257,3 +257,44 @@ def test_my_work_shows_the_callbacks_due_and_the_callers_waiting_in_my_province(
     assert "۰۹۳۵۰۰۰۰۰۰۲" not in page and "۰۹۳۵۰۰۰۰۰۰۳" not in page
     national = site.login("boss").get("/desk/").text
     assert "۰۹۱۲۰۰۰۰۰۰۲" in national and "۰۹۳۵۰۰۰۰۰۰۲" in national
+
+
+def test_an_uploaded_wav_becomes_the_answer_in_the_prompts_format(
+    site: DeskSite, recording_wav: Path, tmp_path: Path
+) -> None:
+    """The agent's own recording (a WAV of any rate) is converted to 8 kHz mono and served as
+    the answer; a file that is not audio is refused and stores nothing."""
+    import wave
+
+    tracking = make_ticket(site)
+    agent = site.login("qom-agent")
+    token = csrf_of(agent.get(f"/desk/tickets/{tracking}").text)
+    bad = agent.post(
+        f"/desk/tickets/{tracking}/answer",
+        data={"text": "پاسخ", "csrf_token": token},
+        files={"audio": ("answer.wav", b"not a wav at all", "audio/wav")},
+    )
+    assert bad.status_code == 303 and "error=audio" in bad.headers["location"]
+    assert status_of(site, tracking) == "registered"
+
+    loud = tmp_path / "agent-16k.wav"
+    with wave.open(str(recording_wav)) as src, wave.open(str(loud), "wb") as out:
+        frames = src.readframes(src.getnframes())
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)  # not the prompts' rate: converted
+        out.writeframes(frames)
+    reply = agent.post(
+        f"/desk/tickets/{tracking}/answer",
+        data={"text": "پاسخ ضبط‌شده", "csrf_token": token},
+        files={"audio": ("answer.wav", loud.read_bytes(), "audio/wav")},
+    )
+    assert reply.status_code == 303 and "done=answered" in reply.headers["location"]
+    assert status_of(site, tracking) == "answered"
+    served = agent.get(f"/desk/tickets/{tracking}/answer.wav")
+    assert served.status_code == 200
+    stored = tmp_path / "served.wav"
+    stored.write_bytes(served.content)
+    with wave.open(str(stored)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        assert w.getnframes() / w.getframerate() > 1.0
