@@ -39,6 +39,10 @@ lint: install
 # Debian packages, installed only when missing: what the prompts need ...
 system-deps:
 	@$(call apt_missing,espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg dot:graphviz)
+	@# WeasyPrint (the nightly report's PDF) loads Pango; it has no command to look for.
+	@ldconfig -p | grep -q libpangoft2-1.0 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages: libpango-1.0-0 libpangoft2-1.0-0 (install as root)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; }
 	@[ "$$(id -u)" != 0 ] || bash .ci/mbrola.sh || true  # the MBROLA Persian voice, if available
 
 # ... and what the tests need besides: sipp, mmdebstrap for the Asterisk root, PostgreSQL.
