@@ -23,18 +23,10 @@ from ivr.callbacks.models import Callback, CallbackAttempt
 from ivr.clock import as_aware, iso_utc, jalali
 from ivr.desk_events import DeskEvent
 from ivr.identifiers import normalize_phone
+from ivr.tickets.desk_queries import StepLine
 from ivr.tickets.models import Call, CallStep, Ticket
 
 PREVIOUS_TICKETS = 10
-
-
-@dataclass(frozen=True)
-class PopStep:
-    at: datetime
-    node: str
-    event: str
-    key: str | None
-    outcome: str
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,7 @@ class ScreenPop:
     ticket: str | None
     """The tracking number the call is linked to already, if any."""
     at: datetime
-    steps: tuple[PopStep, ...] = field(default_factory=tuple)
+    steps: tuple[StepLine, ...] = field(default_factory=tuple)
     tickets: tuple[PreviousTicket, ...] = field(default_factory=tuple)
     callback_id: int | None = None
 
@@ -117,11 +109,11 @@ def build_pop(
             ).first()
             raw_number = (call.caller if call is not None else None) or event.caller
         number = normalize_phone(raw_number) or raw_number
-        steps: tuple[PopStep, ...] = ()
+        steps: tuple[StepLine, ...] = ()
         linked = None
         if call is not None and call.id is not None:
             steps = tuple(
-                PopStep(as_aware(s.at), s.node, s.event, s.key, s.outcome)
+                StepLine(as_aware(s.at), s.node, s.event, s.key, s.outcome)
                 for s in session.exec(
                     select(CallStep)
                     .where(col(CallStep.call_id) == call.id)
