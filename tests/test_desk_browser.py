@@ -8,7 +8,6 @@ Screenshots are kept in ``storage/test-output/desk/``.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from needs import need
+from browsers import chromium
 from twilio_phone import TwilioPhone
 
 if TYPE_CHECKING:
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = PROJECT_ROOT / "storage" / "test-output" / "desk"
 KEYS = ("1", "1", "8", "3", "2", "2", "09351112233#", "1", "7731689956#", "1")
 """As in test_terminal_call: industry, Siro, a recording, callback number 09351112233."""
@@ -38,19 +36,8 @@ ANSWER = "پرونده شما بررسی شد و نتیجه به اداره کل
 
 @pytest.fixture(scope="module")
 def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
-    need(str(CHROMIUM), "chromium")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        print(f"\n/desk screenshots: {SCREENSHOTS}")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
+    with chromium(request, SCREENSHOTS) as launched:
         yield launched
-        launched.close()
 
 
 def shot(page: Page, name: str) -> None:

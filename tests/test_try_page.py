@@ -8,7 +8,6 @@ Screenshots are kept in ``storage/test-output/try/`` (the run prints where).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import wave
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from needs import need
+from browsers import chromium
 
 from ivr.flow import menus as m
 from ivr.prompts import load_catalog
@@ -29,13 +28,8 @@ if TYPE_CHECKING:
     from conftest import IvrServer
     from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
+FAKE_MEDIA = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+"""A microphone that is granted and plays a tone: MediaRecorder gets real audio."""
 SCREENSHOTS = PROJECT_ROOT / "storage" / "test-output" / "try"
 TEXTS = {pid: p.text for pid, p in load_catalog(PROJECT_ROOT / "prompts").items()}
 WAIT_MS = 40_000
@@ -44,17 +38,8 @@ CALLER = "09121234567"
 
 @pytest.fixture(scope="module")
 def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
-    need(str(CHROMIUM), "chromium")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        print(f"\n/try screenshots: {SCREENSHOTS}")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium(request, SCREENSHOTS, FAKE_MEDIA) as launched:
         yield launched
-        launched.close()
 
 
 class Visitor:
