@@ -68,6 +68,7 @@ def _call(
         "queue_wait_s": None,
         "queue_outcome": None,
         "agent": None,
+        "queue_talk_s": None,
     }
     if queue is not None:
         wait, queue_outcome, agent = queue
@@ -80,10 +81,9 @@ def _call(
             queue_wait_s=wait,
             queue_outcome=queue_outcome,
             agent=agent,
-            ended_at=None if talk_s is None else left + timedelta(seconds=talk_s),
+            ended_at=joined,  # the IVR's part ended at the transfer
+            queue_talk_s=talk_s,  # AgentComplete's TalkTime, when the conversation ended
         )
-        if talk_s is None:
-            row["ended_at"] = joined  # the IVR's part ended at the transfer
     step_rows = [
         {
             "call_id": n,

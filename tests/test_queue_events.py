@@ -74,6 +74,26 @@ def test_an_answered_caller_is_connected_with_its_wait_and_agent(setup):
     assert recorder.written == 3
 
 
+def test_the_end_of_the_conversation_gives_its_talk_time(setup):
+    """AgentComplete comes when the caller and the agent hang up: its TalkTime is the talk
+    time the nightly report counts; the wait and the outcome stay as they were."""
+    recorder, clock, store = setup
+    recorder.handle(ev("QueueCallerJoin", Position="1", Count="1"))
+    clock.advance(4)
+    recorder.handle(ev("QueueCallerLeave", Count="0"))
+    recorder.handle(ev("AgentConnect", MemberName="Agent 101", HoldTime="4"))
+    assert row(store).queue_talk_s is None
+    clock.advance(95)
+    assert recorder.handle(
+        ev("AgentComplete", MemberName="Agent 101", HoldTime="4", TalkTime="95", Reason="caller")
+    )
+    call = row(store)
+    assert call.queue_talk_s == pytest.approx(95)
+    assert call.queue_outcome == "connected" and call.queue_wait_s == pytest.approx(4)
+    assert not recorder.handle(ev("AgentComplete", TalkTime="not a number"))
+    assert row(store).queue_talk_s == pytest.approx(95)
+
+
 def test_a_caller_who_hangs_up_while_waiting_abandoned(setup):
     recorder, clock, store = setup
     recorder.handle(ev("QueueCallerJoin"))

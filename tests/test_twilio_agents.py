@@ -322,3 +322,30 @@ def test_the_connect_moment_pops_the_call_up_on_that_agents_desk(
         "JOIN app_user u ON u.id = e.user_id"
     )
     assert [tuple(p) for p in pops] == [("sara", "twilio", caller.call_sid)]
+
+
+def test_a_twilio_queue_call_is_recorded_as_the_reports_count_it(
+    server: IvrServer, agent: str
+) -> None:
+    """Who answered (from the connect URL), how long they talked (the agent's Dial action,
+    DialCallDuration) and the queue's result in the words AMI gives on Asterisk (bridged →
+    connected), so the nightly report counts Twilio's queue calls like Asterisk's."""
+    with (
+        TwilioPhone(server.base_url, server.token, from_number=CALLER) as caller,
+        TwilioPhone(server.base_url, server.token, from_number=AGENT_PHONE) as line,
+    ):
+        caller.dial()
+        assert caller.press("0").waiting_for == "enqueue"
+        line.dial("/twilio/agent")
+        line.press(PIN + "#")
+        post(
+            caller, "/twilio/agent/connect", CallSid=caller.call_sid, DequeingCallSid=line.call_sid
+        )
+        post(line, "/twilio/agent/next", DialCallStatus="completed", DialCallDuration="95",
+             CallStatus="in-progress")  # fmt: skip
+        post(caller, "/twilio/queue/done", QueueResult="bridged", QueueTime="12")
+    (row,) = server.sql(
+        "SELECT agent, queue_talk_s, queue_outcome, queue_wait_s FROM call WHERE external_id = ?",
+        (caller.call_sid,),
+    )
+    assert tuple(row) == ("sara", 95.0, "connected", 12.0)

@@ -221,7 +221,7 @@ def test_callback_key_leaves_into_the_callback_step_and_keeps_the_place(
     assert calls.stems(filed.plays) == ["recall-filed"] and filed.waiting_for == "hangup"
 
     call = server.sql("SELECT * FROM call WHERE external_id = ?", (phone.call_sid,))[0]
-    assert (call["queue_outcome"], call["queue_wait_s"]) == ("leave", waited)
+    assert (call["queue_outcome"], call["queue_wait_s"]) == ("left", waited)
     assert call["queue"] == "124-agents" and call["outcome"] == "callback"
     rows = server.sql("SELECT * FROM callback WHERE call_id = ?", (call["id"],))
     assert len(rows) == 1
@@ -235,14 +235,14 @@ def test_callback_key_leaves_into_the_callback_step_and_keeps_the_place(
 def test_bridged_and_hangup_end_quietly(
     phones: Callable[..., TwilioPhone], server: IvrServer
 ) -> None:
-    for result in ("bridged", "hangup"):
+    for result, recorded in (("bridged", "connected"), ("hangup", "abandoned")):
         phone = phones()
         phone.dial()
         phone.press("0")
         verbs = post(phone, "/twilio/queue/done", QueueResult=result, QueueTime="40")
         assert [v.tag for v in verbs] == ["Hangup"]
         call = server.sql("SELECT * FROM call WHERE external_id = ?", (phone.call_sid,))[0]
-        assert (call["queue_outcome"], call["queue_wait_s"]) == (result, 40)
+        assert (call["queue_outcome"], call["queue_wait_s"]) == (recorded, 40)
         assert call["outcome"] == "transferred"
 
 

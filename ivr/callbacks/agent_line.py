@@ -55,6 +55,12 @@ class AgentLine:
             session.commit()
             return int(done.rowcount or 0)
 
+    def caller_of(self, call_sid: str) -> str | None:
+        """The caller this agent's call was last talking to (None: no one yet)."""
+        with Session(self.engine) as session:
+            row = session.get(AgentLineRow, call_sid)
+            return None if row is None else row.caller_sid
+
     def agent_of(self, call_sid: str) -> str | None:
         with Session(self.engine) as session:
             row = session.get(AgentLineRow, call_sid)

@@ -342,8 +342,8 @@ class _Query:
         wait = CALL.c.queue_wait_s
         connected = CALL.c.queue_outcome == "connected"
         abandoned = CALL.c.queue_outcome == "abandoned"
-        talk = seconds_between(self.dialect, CALL.c.queue_left_at, CALL.c.ended_at)
-        has_talk = and_(connected, CALL.c.ended_at > CALL.c.queue_left_at)
+        talk = CALL.c.queue_talk_s  # AgentComplete's TalkTime: the conversation's own length
+        has_talk = and_(connected, talk.is_not(None))
         buckets = [
             _count_if(and_(wait >= low) if high is None else and_(wait >= low, wait < high))
             for low, high in WAIT_BUCKETS

@@ -9,7 +9,9 @@ caller waited. Asterisk says so on AMI, on the same channel the AGI ran on, so t
 - ``QueueCallerLeave``    the caller stops waiting, for any reason (``queue_left_at``; outcome
                           ``left`` unless a more precise event says otherwise);
 - ``AgentConnect``        an agent answered (``connected``, ``agent``);
-- ``QueueCallerAbandon``  the caller hung up while waiting (``abandoned``).
+- ``QueueCallerAbandon``  the caller hung up while waiting (``abandoned``);
+- ``AgentComplete``       the conversation with the agent ended (``queue_talk_s``, its
+                          ``TalkTime``).
 
 Asterisk sends Leave before AgentConnect and after QueueCallerAbandon; the dispatcher delivers
 events in order, so the precise outcome always ends up in the row. Waits are measured from the
@@ -41,7 +43,13 @@ from ivr.users.store import UserStore
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("QueueCallerJoin", "QueueCallerLeave", "AgentConnect", "QueueCallerAbandon")
+EVENTS = (
+    "QueueCallerJoin",
+    "QueueCallerLeave",
+    "AgentConnect",
+    "QueueCallerAbandon",
+    "AgentComplete",
+)
 
 
 class QueueEventRecorder:
@@ -98,6 +106,9 @@ class QueueEventRecorder:
             return False  # not a call the IVR handled
         joined, left, outcome = wait_so_far.joined_at, wait_so_far.left_at, wait_so_far.outcome
         values: QueueColumns
+        if event.name == "AgentComplete":
+            talk = _seconds(event.get("TalkTime"))
+            return talk is not None and self.calls.update_queue(uniqueid, {"queue_talk_s": talk})
         if event.name == "QueueCallerJoin":
             # A second transfer in one call starts a new wait: forget the first one.
             values = {
@@ -107,6 +118,7 @@ class QueueEventRecorder:
                 "queue_wait_s": None,
                 "queue_outcome": None,
                 "agent": None,
+                "queue_talk_s": None,
             }
         else:
             hold = _seconds(event.get("HoldTime"))

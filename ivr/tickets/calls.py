@@ -64,6 +64,7 @@ class QueueColumns(TypedDict, total=False):
     queue_wait_s: float | None
     queue_outcome: str | None
     agent: str | None
+    queue_talk_s: float | None
 
 
 @dataclass(frozen=True)

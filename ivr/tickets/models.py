@@ -165,8 +165,9 @@ class Call(SQLModel, table=True):
     reply_token: str | None = Field(default=None, max_length=64)
     """Twilio's ``I-Twilio-Idempotency-Token`` of the request that got ``reply``."""
 
-    # The agents' queue, from Asterisk's AMI events (ivr.telephony.queue_events): how long a
-    # transferred caller waited and whether a person answered. None for calls never queued.
+    # The agents' queue, from Asterisk's AMI events (ivr.telephony.queue_events) or Twilio's
+    # queue webhooks (ivr.web.twilio_queue, twilio_agents): how long a transferred caller
+    # waited, whether a person answered, who, and how long they talked. None: never queued.
     queue: str | None = Field(default=None, max_length=64)
     queue_joined_at: datetime | None = Field(default=None, index=True)
     queue_left_at: datetime | None = None
@@ -177,6 +178,8 @@ class Call(SQLModel, table=True):
     """connected, abandoned (the caller hung up while waiting) or left (the queue gave up)."""
     agent: str | None = Field(default=None, max_length=128)
     """The queue member who answered (its MemberName in queues.conf)."""
+    queue_talk_s: float | None = None
+    """Seconds the caller talked with that agent (AMI ``AgentComplete``'s ``TalkTime``)."""
 
 
 class CallStep(SQLModel, table=True):

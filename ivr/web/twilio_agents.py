@@ -16,6 +16,7 @@ agents' number's status callback (``/twilio/agent/status``) says their own call 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -126,8 +127,20 @@ def next_caller(form: Form, ctx: Context, request: Request) -> Response:
     if agent is None or twilio_outcome(form.get("CallStatus", "")) is not None:
         line.gone([call_sid])
         return _goodbye(VoiceResponse(), base, "agent_line.goodbye")
+    _record_talk(ctx, line.caller_of(call_sid), form.get("DialCallDuration"))
     line.idle(call_sid, agent.name)
     return _dial_queue(VoiceResponse(), ctx, base, agent)
+
+
+def _record_talk(ctx: AppContext, caller_sid: str | None, duration: str | None) -> None:
+    """The Dial's ``DialCallDuration`` is the conversation the agent just had: the caller's
+    talk time in the call record (AMI's ``AgentComplete`` gives it on Asterisk)."""
+    if not caller_sid or not (duration or "").strip().isdigit():
+        return
+    try:
+        ctx.services.calls.update_queue(caller_sid, {"queue_talk_s": float(duration or 0)})
+    except Exception:
+        log.exception("agents' line: could not record the talk time of call %s", caller_sid)
 
 
 @router.post("/status")
@@ -148,9 +161,14 @@ def connect(form: Form, ctx: Context, request: Request, agent: int | None = None
     """
     base = base_url(ctx, request)
     dequeuing = form.get("DequeingCallSid", "")
-    if dequeuing and not _line(ctx).talking(dequeuing, form.get("CallSid")):
-        log.warning("connect: agent's call %s is not on the line", dequeuing)
     call_sid = form.get("CallSid", "")
+    line = _line(ctx)
+    if dequeuing and not line.talking(dequeuing, call_sid):
+        log.warning("connect: agent's call %s is not on the line", dequeuing)
+    name = line.agent_of(dequeuing) if dequeuing else None
+    if name and call_sid:
+        with contextlib.suppress(Exception):  # the record's agent; never the call's failure
+            ctx.services.calls.update_queue(call_sid, {"agent": name})
     if agent is not None and call_sid:
         number = _caller_number(ctx, call_sid) or normalize_phone(form.get("From"))
         _pop(ctx, agent, call_sid, number or form.get("From"))

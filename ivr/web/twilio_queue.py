@@ -36,6 +36,11 @@ router = APIRouter(prefix="/twilio/queue", tags=["twilio"])
 
 MAX_POSITION = 999
 """Larger positions (a malformed request) are not spoken as a number."""
+RECORDED_OUTCOME = {"bridged": "connected", "hangup": "abandoned"}
+"""Twilio's ``QueueResult`` in the call record's words, the ones AMI's queue events give on
+Asterisk (so the nightly report counts both alike): an agent took the call, the caller hung up
+waiting, or else ``left`` — the queue let the caller go (the callback key, a full queue, an
+error)."""
 CONTINUES_FLOW = frozenset({"leave"}) | QUEUE_REFUSED
 """Queue results after which the menus go on (the callback step, the "no agent" menu); after
 the others (bridged, hangup, redirected) the call is over for the IVR."""
@@ -193,7 +198,7 @@ def done(form: Form, ctx: Context, request: Request) -> Response:
                 "queue_joined_at": entered,
                 "queue_left_at": left,
                 "queue_wait_s": float(waited),
-                "queue_outcome": result,
+                "queue_outcome": RECORDED_OUTCOME.get(result, "left"),
             },
         )
     except Exception:

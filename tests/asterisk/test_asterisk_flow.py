@@ -610,7 +610,11 @@ def test_agents_queue_events_are_written_into_the_call_records(
         assert events.collected("AgentConnect") == []
         first.hang_up()
 
-    served = controller.call_row(first.uniqueid, lambda r: r["queue_outcome"] == "connected")
+    # AgentComplete, when the first caller hangs up, gives the conversation's length: it
+    # lasted through the second caller's 2 s wait.
+    served = controller.call_row(first.uniqueid, lambda r: r["queue_talk_s"] is not None)
+    assert served["queue_outcome"] == "connected"
+    assert 2.0 <= served["queue_talk_s"] < 60.0
     assert served["outcome"] == "transferred"
     assert served["queue"] == "124-agents" and served["agent"] == "Test Agent"
     assert served["queue_joined_at"] and served["queue_left_at"]
