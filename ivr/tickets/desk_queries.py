@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_
+from sqlalchemy import Engine, and_, or_, union
 from sqlmodel import Session, col, select
 
 from ivr.clock import as_aware, as_stored, day_start_utc, utcnow
@@ -165,19 +165,19 @@ class DeskQueries:
     def _search(q: str) -> object:
         text = normalize_digits(q).strip().replace(" ", "").replace("-", "")
         digits = "".join(c for c in text if c.isdigit())
-        if digits and is_valid_tracking(digits):
-            return or_(
-                col(Ticket.tracking) == digits,
-                _prefix_range(Ticket.callback_reversed, digits[::-1]),
-                _prefix_range(Ticket.caller_reversed, digits[::-1]),
-            )
-        if len(digits) < MIN_PHONE_DIGITS:
-            return col(Ticket.id).is_(None)  # matches nothing: too short to mean anything
         tail = digits[::-1]
-        return or_(
-            _prefix_range(Ticket.callback_reversed, tail),
-            _prefix_range(Ticket.caller_reversed, tail),
-        )
+        matches = [
+            select(Ticket.id).where(_prefix_range(Ticket.callback_reversed, tail)),
+            select(Ticket.id).where(_prefix_range(Ticket.caller_reversed, tail)),
+        ]
+        if digits and is_valid_tracking(digits):
+            matches.append(select(Ticket.id).where(col(Ticket.tracking) == digits))
+        elif len(digits) < MIN_PHONE_DIGITS:
+            return col(Ticket.id).is_(None)  # matches nothing: too short to mean anything
+        # The ids each index finds, then the page: SQLite answers an OR of two indexed ranges
+        # combined with ORDER BY id by walking the whole province newest first (168 ms on a
+        # million tickets); a set of ids it looks up by rowid.
+        return col(Ticket.id).in_(union(*matches))
 
     def page(
         self,
