@@ -141,9 +141,11 @@ def main() -> None:
                     sys.exit("PostgreSQL: set IVR_TEST_POSTGRES_URL or --postgres-url")
                 with bulk.scratch_postgres(args.postgres_url, keep=False) as url:
                     rows.append(run(url, args.tickets, args.requests, workdir))
+                    print(rows[-1], file=sys.stderr, flush=True)  # before the drop, which may fail
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        print(rows[-1] if rows else f"{backend}: failed", file=sys.stderr, flush=True)
+        if backend == "sqlite":
+            print(rows[-1] if rows else f"{backend}: failed", file=sys.stderr, flush=True)
     names = ("default list", "filtered list", "phone search", "ticket page", "my work")
     print(f"| backend | tickets | {' | '.join(names)} |")
     print("|---|---|" + "---|" * len(names))

@@ -267,6 +267,20 @@ def database_bytes(engine: Engine) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
+def _drop(admin: Any, name: str) -> None:
+    """Drop the scratch database; FORCE needs the right to end other sessions (a test role may
+    lack it), so a database still in use is waited for a moment, then kept and named."""
+    for _ in range(10):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            return
+        except Exception:
+            time.sleep(1.0)
+    print(f"could not drop PostgreSQL database {name} (still in use): drop it by hand",
+          file=sys.stderr)  # fmt: skip
+
+
 @contextmanager
 def scratch_postgres(server: str, keep: bool) -> Iterator[str]:
     name = f"ivr_bench_{uuid.uuid4().hex[:8]}"
@@ -279,8 +293,7 @@ def scratch_postgres(server: str, keep: bool) -> Iterator[str]:
         if keep:
             print(f"kept PostgreSQL database {name}", file=sys.stderr)
         else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            _drop(admin, name)
         admin.dispose()
 
 
