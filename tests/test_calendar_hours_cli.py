@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pg import scratch_database
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -75,8 +76,14 @@ def test_wrong_input_is_one_clear_line(upgraded: Cli, args: tuple[str, ...], nam
     assert names in line
 
 
-def test_a_database_never_upgraded_is_one_clear_line(ivr_cli: Cli) -> None:
-    done = ivr_cli("calendar", "hours", check=False)
+def test_a_new_embedded_database_is_created_by_the_command_itself(ivr_cli: Cli) -> None:
+    done = ivr_cli("calendar", "hours", "--days", "1")
+    assert "08:00–16:00" in done.stdout
+
+
+def test_a_postgresql_database_never_upgraded_is_one_clear_line(ivr_cli: Cli) -> None:
+    with scratch_database() as url:
+        done = ivr_cli("calendar", "hours", check=False, database_url=url)
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert "ivr db upgrade" in line

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pg import scratch_database
 
 from ivr.callbacks.models import Outcome
 from ivr.callbacks.service import CallbackService
@@ -94,8 +95,14 @@ def test_cancel(service: CallbackService, ivr_cli: Cli):
     assert one_clear_line(ivr_cli("callbacks", "show", "99", check=False)) == "no callback 99"
 
 
-def test_a_database_never_upgraded_is_one_clear_line(ivr_cli: Cli):
-    line = one_clear_line(ivr_cli("callbacks", "list", check=False))
+def test_a_new_embedded_database_is_created_by_the_command_itself(ivr_cli: Cli):
+    """As every command on embedded SQLite (the README's promise): no `ivr db upgrade` first."""
+    assert ivr_cli("callbacks", "list").stdout.strip() == "no callbacks"
+
+
+def test_a_postgresql_database_never_upgraded_is_one_clear_line(ivr_cli: Cli):
+    with scratch_database() as url:
+        line = one_clear_line(ivr_cli("callbacks", "list", check=False, database_url=url))
     assert "ivr db upgrade" in line
 
 
@@ -110,3 +117,22 @@ def test_hours_say_when_agents_answer_next(service: CallbackService, ivr_cli: Cl
 
 def test_a_bad_limit_is_one_clear_line(service: CallbackService, ivr_cli: Cli):
     assert "--limit" in one_clear_line(ivr_cli("callbacks", "list", "--limit", "0", check=False))
+
+
+def test_the_first_administrator_is_made_on_a_new_embedded_database(
+    ivr_cli: Cli, ivr_env: dict[str, str]
+):
+    """The quick start's first step after `pip install .`: no database yet, no upgrade asked."""
+    import subprocess
+
+    from conftest import ivr_executable
+
+    added = subprocess.run(
+        [ivr_executable(), "users", "add", "admin", "--role", "admin", "--password-stdin"],
+        env=ivr_env, input="a long enough password\n", capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "admin" in ivr_cli("users", "list").stdout
+    assert ivr_cli("supervisors", "list").returncode == 0
+    assert ivr_cli("outbox", "list").stdout.strip() == "no mails"

@@ -317,7 +317,7 @@ def calendar_hours(
     from ivr.calendar.agent_hours import AgentHours, load_agent_hours
     from ivr.calendar.store import load_calendar, parse_moment
     from ivr.clock import jalali_day, jalali_words, tehran_date, utcnow
-    from ivr.tickets.db import make_engine
+    from ivr.tickets.db import open_database
 
     code = _province(province or get_settings().province) or get_settings().province
     if not 0 <= days <= MAX_HOURS_DAYS:
@@ -331,7 +331,7 @@ def calendar_hours(
     except ValueError as error:
         fail(str(error))
     try:
-        calendar = load_calendar(make_engine(get_settings().db_url), tehran_date(moment))
+        calendar = load_calendar(open_database(get_settings().db_url), tehran_date(moment))
     except SQLAlchemyError as error:
         first = str(error).splitlines()[0]
         fail(f"the database cannot be read ({first}); is it upgraded (ivr db upgrade)?")

@@ -44,10 +44,10 @@ def _errors() -> Iterator[None]:
 
 def _service() -> CallbackService:
     from ivr.callbacks.service import CallbackService
-    from ivr.tickets.db import make_engine
+    from ivr.tickets.db import open_database
 
     settings = get_settings()
-    return CallbackService.from_settings(make_engine(settings.db_url), settings)
+    return CallbackService.from_settings(open_database(settings.db_url), settings)
 
 
 def _id(text: str) -> int:

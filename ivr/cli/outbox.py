@@ -24,13 +24,13 @@ def outbox_list(
     """The newest mails first, with their state, attempts and last error."""
     from ivr.clock import jalali
     from ivr.notify import OUTBOX_STATES, list_outbox, mail_state
-    from ivr.tickets.db import make_engine
+    from ivr.tickets.db import open_database
 
     if state is not None and state not in OUTBOX_STATES:
         fail(f"--state must be one of {', '.join(OUTBOX_STATES)}")
     if not 1 <= limit <= MAX_LIMIT:
         fail(f"--limit must be between 1 and {MAX_LIMIT:,}")
-    rows = list_outbox(make_engine(get_settings().db_url), state, limit=limit)
+    rows = list_outbox(open_database(get_settings().db_url), state, limit=limit)
     if not rows:
         typer.echo("no mails" + (f" {state}" if state else ""))
         return
@@ -49,10 +49,10 @@ def outbox_retry(
 ) -> None:
     """Send a failed mail again: its attempts start from 0 (it goes out in office hours)."""
     from ivr.notify import retry_mail
-    from ivr.tickets.db import make_engine
+    from ivr.tickets.db import open_database
 
     try:
-        row = retry_mail(make_engine(get_settings().db_url), mail_id)
+        row = retry_mail(open_database(get_settings().db_url), mail_id)
     except (LookupError, ValueError) as error:
         fail(str(error).strip("'\""))
     typer.echo(f"mail {row.id} to {row.recipient} queued again")

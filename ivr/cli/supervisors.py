@@ -16,9 +16,9 @@ app = typer.Typer(no_args_is_help=True, help="The supervisors escalation mails g
 
 
 def _engine() -> Engine:
-    from ivr.tickets.db import make_engine
+    from ivr.tickets.db import open_database
 
-    return make_engine(get_settings().db_url)
+    return open_database(get_settings().db_url)
 
 
 @app.command("add")

@@ -22,11 +22,11 @@ app = typer.Typer(no_args_is_help=True, help="Agents, supervisors and admins.")
 
 def _store() -> UserStore:
     from ivr.provinces import all_provinces
-    from ivr.tickets.db import make_engine
+    from ivr.tickets.db import open_database
     from ivr.users.store import UserStore
 
     provinces = frozenset(p.code for p in all_provinces())
-    return UserStore(make_engine(get_settings().db_url), provinces)
+    return UserStore(open_database(get_settings().db_url), provinces)
 
 
 def _secret(what: str, from_stdin: bool) -> str:
