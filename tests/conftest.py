@@ -114,13 +114,19 @@ def make_env(
 
 
 def run_ivr(
-    env: Mapping[str, str], *args: str, check: bool = True, timeout: float = 120
+    env: Mapping[str, str],
+    *args: str,
+    check: bool = True,
+    timeout: float = 120,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``ivr ARGS`` with ``env``; with ``check``, a non-zero exit fails with its output."""
+    """Run ``ivr ARGS`` with ``env`` (``input`` on its stdin); with ``check``, a non-zero exit
+    fails with its output."""
     done = subprocess.run(
         [ivr_executable(), *args],
         env=dict(env),
         cwd=PROJECT_ROOT,
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -493,10 +499,15 @@ def calls() -> CallHelpers:
 @pytest.fixture
 def ivr_cli(ivr_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``ivr_cli("speak", "number", "12")``: the CLI on ``ivr_env``; ``check=False`` to allow
-    a non-zero exit; more ``IVR_*`` settings by name as in :func:`make_env` (None unsets)."""
+    a non-zero exit; ``input`` for its stdin; more ``IVR_*`` settings by name as in
+    :func:`make_env` (None unsets)."""
 
     def run(
-        *args: str, check: bool = True, timeout: float = 120, **settings: str | None
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        input: str | None = None,
+        **settings: str | None,
     ) -> subprocess.CompletedProcess[str]:
         env = dict(ivr_env)
         for name, value in settings.items():
@@ -504,7 +515,7 @@ def ivr_cli(ivr_env: dict[str, str]) -> Callable[..., subprocess.CompletedProces
                 env.pop(f"IVR_{name.upper()}", None)
             else:
                 env[f"IVR_{name.upper()}"] = value
-        return run_ivr(env, *args, check=check, timeout=timeout)
+        return run_ivr(env, *args, check=check, timeout=timeout, input=input)
 
     return run
 
