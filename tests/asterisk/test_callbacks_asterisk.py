@@ -232,7 +232,11 @@ def test_an_agent_becomes_free_and_the_callback_is_bridged_and_stored(rig: Rig, 
         rig.start_loop()
         # While the agent talks, a stand-in holds the callback's place; nobody is rung.
         rig.wait_status(callback.id, CallbackStatus.QUEUED, timeout=10)
-        (attempt,) = rig.service.attempts_of(callback.id)
+        # The attempt's channel id is stored just after the status: wait for it too.
+        deadline = time.monotonic() + 10
+        while (attempt := rig.service.attempts_of(callback.id)[0]).external_id is None:
+            assert time.monotonic() < deadline, "the attempt never got its channel id"
+            time.sleep(0.05)
         assert rig.wait_waiting([attempt.external_id]) == [attempt.external_id]
         # The agent becomes free, takes the stand-in; the caller is rung and answers.
         events.get("AgentConnect", timeout=15, Uniqueid=attempt.external_id)
