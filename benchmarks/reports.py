@@ -31,19 +31,16 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from callbacks import database  # noqa: E402  (benchmarks/callbacks.py: a scratch database)
 
 from ivr.callbacks.models import Callback, CallbackAttempt  # noqa: E402
 from ivr.clock import day_start_utc  # noqa: E402
@@ -247,26 +244,6 @@ def bench(url: str, calls: int, steps_per_call: int) -> dict[str, Any]:
         }
     finally:
         engine.dispose()
-
-
-@contextmanager
-def database(backend: str, server: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="ivr-bench-") as base:
-            yield f"sqlite:///{Path(base) / 'ivr.db'}"
-        return
-    if not server:
-        raise SystemExit("PostgreSQL: set IVR_TEST_POSTGRES_URL or pass --postgres-url")
-    name = f"ivr_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 ROWS = [

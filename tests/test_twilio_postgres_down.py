@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from needs import need
 from sqlalchemy import text
 from twilio_phone import TwilioPhone, free_port
 
@@ -70,8 +71,7 @@ class PrivatePostgres:
 
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
-    if not (PG_BIN / "initdb").is_file():
-        pytest.skip(f"PostgreSQL's server programs are not installed in {PG_BIN}")
+    need(str(PG_BIN / "initdb"), "postgresql")
     user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     folder = Path(tempfile.mkdtemp(prefix="ivr-pg-down-"))
     if os.geteuid() == 0:

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from needs import need
 from pydantic import ValidationError
 
 from ivr import audio, speech
@@ -143,10 +144,8 @@ def path_without_mbrola(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("espeak-ng", "sox"):
-        found = shutil.which(tool)
-        if found is None:
-            pytest.skip(f"{tool} (Debian package) is needed")
-        (bin_dir / tool).symlink_to(found)
+        need(tool, tool)
+        (bin_dir / tool).symlink_to(str(shutil.which(tool)))
     monkeypatch.setenv("PATH", str(bin_dir))
     return str(bin_dir)
 
