@@ -86,6 +86,23 @@ def test_db_upgrade_from_an_older_revision(db_url: str, on) -> None:  # noqa: F8
     assert revision(db_url) == HEAD
 
 
+def test_a_migration_the_database_refuses_is_one_line(db_url: str, on) -> None:  # noqa: F811
+    """A table made by hand where a migration creates it: the upgrade stops with the database's
+    reason and where the schema stands, never a traceback."""
+    upgrade(db_url, "0012")
+    engine = create_engine(db_url, poolclass=NullPool)
+    try:
+        with engine.begin() as c:
+            c.execute(text("CREATE TABLE desk_event (id INTEGER PRIMARY KEY)"))
+    finally:
+        engine.dispose()
+    line = one_line(on(db_url, "db", "upgrade"))
+    assert line.startswith("ivr: upgrading ") and " from 0012 failed: " in line
+    assert "desk_event" in line and "already exists" in line
+    assert line.endswith("then run `ivr db upgrade` again")
+    assert revision(db_url) == "0012"
+
+
 def test_passwords_stay_out_of_db_messages(pg_url: str, on) -> None:  # noqa: F811
     done = on(pg_url, "db", "upgrade")
     assert ":***@" in done.stdout

@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -261,6 +261,17 @@ def _unknown(state: SchemaState, url: str) -> SchemaError:
     )
 
 
+def _failed(error: DBAPIError, before: SchemaState, now: SchemaState, url: str) -> SchemaError:
+    """A migration the database refused (its tables are not what its revision says, e.g. one
+    was dropped by hand): one line with the database's reason and where the schema stands."""
+    reason = " ".join(str(error.orig).split()) if error.orig is not None else type(error).__name__
+    return SchemaError(
+        f"upgrading {shown_url(url)} from {before.current or 'nothing'} failed: {reason[:300]}; "
+        f"the database is at {now.current or 'no revision'} (newest {now.head}): repair or "
+        "restore it, then run `ivr db upgrade` again"
+    )
+
+
 def upgrade(url: str, revision: str = "head") -> UpgradeResult:
     """Bring the database at ``url`` to the newest schema (``ivr db upgrade``).
 
@@ -272,7 +283,10 @@ def upgrade(url: str, revision: str = "head") -> UpgradeResult:
         before = schema_state(engine)
         if not before.known:
             raise _unknown(before, url)
-        command.upgrade(alembic_config(url), revision)
+        try:
+            command.upgrade(alembic_config(url), revision)
+        except DBAPIError as error:  # a database that is not what its revision says
+            raise _failed(error, before, schema_state(engine), url) from error
         after = schema_state(engine).current
     finally:
         engine.dispose()
