@@ -21,9 +21,9 @@ from ivr.scheduler import SchedulerStatus, run_scheduler
 from ivr.services import build_services
 from ivr.settings import Settings
 from ivr.telephony.asterisk import agi_server
-from ivr.tickets.db import POOL_SIZE
 from ivr.web.app import create_app
 from ivr.web.playback import SigningKeyMissing, check_signing_key
+from ivr.web.workers import OTHER_WORKERS
 
 log = logging.getLogger(__name__)
 LISTEN_BACKLOG = 2048
@@ -98,14 +98,10 @@ def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) ->
 
 
 async def _serve(server: uvicorn.Server, web_socket: socket.socket) -> None:
-    """uvicorn on its socket, with no more worker threads than database connections: a
-    thread that would only queue for a connection is better left as a queued request."""
-    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+    """uvicorn on its socket, with no more worker threads than database connections: calls'
+    webhooks have their own (``ivr.web.workers``), the other synchronous routes anyio's."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = OTHER_WORKERS
     await server.serve(sockets=[web_socket])
-
-
-WORKER_THREADS = POOL_SIZE
-"""The web app's worker threads (its synchronous routes), no more than the pool's connections."""
 
 
 def bind_web(host: str, port: int) -> socket.socket:

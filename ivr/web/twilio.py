@@ -25,7 +25,6 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
-from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from ivr.flow import actions as act
@@ -38,6 +37,7 @@ from ivr.tickets.calls import TurnTaken
 from ivr.web import playback
 from ivr.web.deps import AppContext, Context, get_context
 from ivr.web.twilio_recordings import fetch
+from ivr.web.workers import on_call_worker
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
@@ -178,7 +178,7 @@ def _public_url(request: Request, settings: Settings) -> str:
 @router.post("/voice")
 async def voice_route(request: Request) -> Response:
     form, ctx = await _webhook(request)
-    return await run_in_threadpool(voice, form, ctx, request)
+    return await on_call_worker(voice, form, ctx, request)
 
 
 def voice(form: Webhook, ctx: AppContext, request: Request) -> Response:
@@ -209,21 +209,21 @@ def voice(form: Webhook, ctx: AppContext, request: Request) -> Response:
 async def gathered(request: Request) -> Response:
     form, ctx = await _webhook(request)
     digits = Digits(form.get("Digits", "") or "")
-    return await run_in_threadpool(_advance, form, lambda: digits, ctx, request)
+    return await on_call_worker(_advance, form, lambda: digits, ctx, request)
 
 
 @router.post("/timeout")
 async def timed_out(request: Request) -> Response:
     form, ctx = await _webhook(request)
-    return await run_in_threadpool(_advance, form, Timeout, ctx, request)
+    return await on_call_worker(_advance, form, Timeout, ctx, request)
 
 
 @router.post("/recorded")
 async def recorded(request: Request) -> Response:
-    """The recording is fetched on the event loop (``twilio_recordings``), so a slow one holds
-    no worker; a replayed turn is answered before anything is fetched."""
+    """The recording is fetched on a download thread (``twilio_recordings``), so a slow one
+    holds no call worker; a replayed turn is answered before anything is fetched."""
     form, ctx = await _webhook(request)
-    session = await run_in_threadpool(_session_for_turn, form, ctx)
+    session = await on_call_worker(_session_for_turn, form, ctx)
     if isinstance(session, Response):
         return session
     url = form.get("RecordingUrl")
@@ -248,7 +248,7 @@ async def recorded(request: Request) -> Response:
         except Exception as error:
             log.warning("call %s: recording not fetched: %s", form.call_sid, error)
             event = RecordingFailed()
-    return await run_in_threadpool(_advance, form, lambda: event, ctx, request, session)
+    return await on_call_worker(_advance, form, lambda: event, ctx, request, session)
 
 
 @router.post("/status")
@@ -256,7 +256,7 @@ async def status_route(request: Request) -> Response:
     form, ctx = await _webhook(request)
     if form.get("CallStatus") not in ENDED_STATUSES:
         return Response(status_code=204)
-    return await run_in_threadpool(status, form, ctx)
+    return await on_call_worker(status, form, ctx)
 
 
 def status(form: Webhook, ctx: AppContext) -> Response:

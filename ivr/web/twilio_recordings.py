@@ -8,48 +8,52 @@ origin, 10 MB at most, a total deadline, an audio content type and a WAV that pa
 is written beside its final name and renamed only when whole: nothing is left on failure.
 Recordings are personal data: files 0600 in a 0700 folder.
 
-One ``httpx.AsyncClient`` per event loop serves every download (a client per call built a TLS
-context each time, the largest CPU cost of a turn), and downloading awaits on the event loop,
-so a slow download holds no worker thread.
+Downloads run on a few threads of their own (``DOWNLOAD_THREADS``) with urllib3, whose
+connections to Twilio's API are kept open between calls: a synchronous download costs a
+quarter of the CPU of httpx's asynchronous one, and its threads are not the web workers, so
+slow downloads hold neither a caller's turn nor ``/healthz``. The webhook waits for its
+download no longer than ``DEADLINE_S`` (queueing for a thread included), then shuts the
+connection down, so the thread is free again at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+import urllib3
 
 from ivr.prompts import read_wav_info
 from ivr.settings import Settings
 
 MAX_BYTES = 10 * 1024 * 1024
 DEADLINE_S = 4.0
-"""All of a download, redirects included: the webhook must answer within 5 s."""
+"""All of a download, waiting for a thread and redirects included: the webhook must answer
+within 5 s."""
+CONNECT_S = 2.0
 MAX_REDIRECTS = 3
+CHUNK = 64 * 1024
+DOWNLOAD_THREADS = 8
 AUDIO_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RECORDING = re.compile(r"[A-Za-z0-9]{1,64}(\.wav)?")
 _ACCOUNT = re.compile(r"[A-Za-z0-9]{1,64}")
 
-_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_threads = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="recording")
+_http = urllib3.PoolManager(num_pools=4, maxsize=DOWNLOAD_THREADS, retries=False)
+"""Redirects are never followed by urllib3 (each hop is checked here); nothing is retried."""
 
 
 class RecordingRefused(Exception):
     """The recording was not fetched (the message says why, for the log)."""
-
-
-def client() -> httpx.AsyncClient:
-    """This event loop's shared client (no redirects followed on its own)."""
-    loop = asyncio.get_running_loop()
-    found = _clients.get(loop)
-    if found is None or found.is_closed:
-        limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
-        found = httpx.AsyncClient(follow_redirects=False, timeout=DEADLINE_S, limits=limits)
-        _clients[loop] = found
-    return found
 
 
 def allowed_prefix(settings: Settings, form_account: str | None) -> str:
@@ -77,55 +81,126 @@ def _same_origin(a: str, b: str) -> bool:
 async def fetch(
     url: str, folder: Path, name: str, settings: Settings, form_account: str | None
 ) -> Path:
-    """Download the recording at ``url`` into ``folder/name``; ``RecordingRefused`` or an
-    ``httpx`` error otherwise, with nothing left on disk."""
+    """Download the recording at ``url`` into ``folder/name``; ``RecordingRefused`` or a
+    ``urllib3`` error otherwise, with nothing left on disk."""
     prefix = allowed_prefix(settings, form_account)
     target = check_url(url, prefix)
-    auth = None
+    headers = {}
     if settings.twilio_account_sid and settings.twilio_auth_token:
-        auth = (settings.twilio_account_sid, settings.twilio_auth_token)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    path = folder / name
-    partial = folder / f".{name}.part"
+        pair = f"{settings.twilio_account_sid}:{settings.twilio_auth_token}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    download = _Download(target, prefix, headers, folder, name, time.monotonic() + DEADLINE_S)
+    waiting = asyncio.get_running_loop().run_in_executor(_threads, download.run)
     try:
-        async with asyncio.timeout(DEADLINE_S):
-            await _download(target, prefix, auth, partial)
-        read_wav_info(partial)  # raises on anything that is not a WAV we can play
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return path
+        return await asyncio.wait_for(waiting, DEADLINE_S)
+    except TimeoutError:
+        download.abandon()
+        raise RecordingRefused(f"not fetched within {DEADLINE_S:.0f} s") from None
 
 
-async def _download(url: str, prefix: str, auth: tuple[str, str] | None, partial: Path) -> None:
-    for _hop in range(MAX_REDIRECTS + 1):
-        async with client().stream("GET", url, auth=auth) as reply:
-            if reply.is_redirect:
-                location = urljoin(url, reply.headers.get("location", ""))
-                if not _same_origin(location, prefix):
-                    raise RecordingRefused(f"redirected off Twilio's API to {location[:200]!r}")
-                url = location
-                continue
-            reply.raise_for_status()
-            kind = reply.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind not in AUDIO_TYPES:
-                raise RecordingRefused(f"not WAV audio but {kind or 'no content type'}")
-            declared = reply.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_BYTES:
-                raise RecordingRefused(f"{declared} bytes: more than {MAX_BYTES}")
-            size = 0
-            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "wb") as out:
-                async for chunk in reply.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_BYTES:
-                        raise RecordingRefused(f"more than {MAX_BYTES} bytes")
-                    out.write(chunk)
-            with partial.open("rb") as head:
-                riff = head.read(4)
-            if riff != b"RIFF":
+class _Download:
+    """One recording's download on a download thread; ``abandon`` (from the event loop) stops
+    it and makes sure it leaves nothing behind."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        headers: dict[str, str],
+        folder: Path,
+        name: str,
+        deadline: float,
+    ) -> None:
+        self.url, self.prefix, self.headers, self.deadline = url, prefix, headers, deadline
+        self.folder, self.path = folder, folder / name
+        self.partial = folder / f".{name}.{uuid.uuid4().hex[:8]}.part"
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._done = False
+        self._reply: urllib3.BaseHTTPResponse | None = None
+
+    def run(self) -> Path:
+        self._remaining()  # it may have waited for a thread until too late
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        try:
+            self._download()
+            read_wav_info(self.partial)  # raises on anything that is not a WAV we can play
+            with self._lock:
+                if self._abandoned:
+                    raise RecordingRefused("the webhook stopped waiting")
+                os.replace(self.partial, self.path)
+                self._done = True
+        except BaseException:
+            self.partial.unlink(missing_ok=True)
+            raise
+        return self.path
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            if self._reply is not None:
+                self._reply.shutdown()  # a read blocked in the thread returns now
+            if self._done:
+                self.path.unlink(missing_ok=True)
+
+    def _remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0 or self._abandoned:
+            raise RecordingRefused(f"not fetched within {DEADLINE_S:.0f} s")
+        return left
+
+    def _download(self) -> None:
+        url = self.url
+        for _hop in range(MAX_REDIRECTS + 1):
+            left = self._remaining()
+            reply = _http.request(
+                "GET",
+                url,
+                headers=self.headers,
+                redirect=False,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=min(CONNECT_S, left), read=left),
+            )
+            with self._lock:
+                self._reply = reply
+            try:
+                if reply.status in REDIRECTS:
+                    location = urljoin(url, reply.headers.get("location", ""))
+                    if not _same_origin(location, self.prefix):
+                        raise RecordingRefused(f"redirected off Twilio's API to {location[:200]!r}")
+                    reply.drain_conn()
+                    url = location
+                    continue
+                self._save(reply)
+                return
+            except BaseException:
+                reply.close()  # never back to the pool half read
+                raise
+            finally:
+                with self._lock:
+                    self._reply = None
+                reply.release_conn()
+        raise RecordingRefused("too many redirects")
+
+    def _save(self, reply: urllib3.BaseHTTPResponse) -> None:
+        if reply.status >= 400:
+            raise RecordingRefused(f"HTTP {reply.status} from Twilio's API")
+        kind = reply.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in AUDIO_TYPES:
+            raise RecordingRefused(f"not WAV audio but {kind or 'no content type'}")
+        declared = reply.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BYTES:
+            raise RecordingRefused(f"{declared} bytes: more than {MAX_BYTES}")
+        size = 0
+        descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            while chunk := reply.read1(CHUNK):
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise RecordingRefused(f"more than {MAX_BYTES} bytes")
+                out.write(chunk)
+                self._remaining()
+        with self.partial.open("rb") as head:
+            if head.read(4) != b"RIFF":
                 raise RecordingRefused("the answer is not a WAV file")
-            return
-    raise RecordingRefused("too many redirects")
