@@ -19,7 +19,20 @@ Without ``--base-url`` the benchmark starts ``ivr serve`` itself on a free loopb
 temporary storage directory (SQLite) and a random auth token, and stops it at the end. Only
 loopback addresses are accepted: the server must fetch the recording from this machine.
 
+The call phase and the floor phase alternate ``--rounds`` times (default 3) and the CPU ratio
+is their median: one run on a shared machine is mostly noise. On two CPUs or more the server
+it starts runs on CPU 0 and the simulated Twilio on the others, so the client's CPU is not
+taken from the server's (Twilio is not on the server's machine either).
+
+Without ``--pause`` each call sends its next turn as soon as the last is answered: that is the
+server's saturation, where the CPU ratio is measured and latency is just concurrency divided
+by throughput (Little's law; the floor's own p99 is hundreds of ms there). ``--pause S`` waits
+about S seconds between a call's turns, as prompts play in a real call, and starts the calls at
+random over one call's length: ``--concurrency 200 --pause 2`` is 200 calls in progress, the
+load the latency target is about.
+
     .venv/bin/python benchmarks/twilio_turns.py --calls 200 --concurrency 50
+    .venv/bin/python benchmarks/twilio_turns.py --calls 400 --concurrency 200 --pause 2 --rounds 1
 
 Exit status: 0 all calls completed, 1 a call failed (the server's log is printed when the
 benchmark started it), 3 the time limit cut a phase short.
@@ -32,6 +45,7 @@ import asyncio
 import ipaddress
 import math
 import os
+import random
 import re
 import secrets
 import shutil
@@ -178,8 +192,16 @@ async def one_call(
     caller: Caller,
     steps: list[Step],
     phase: Phase,
+    pause_s: float = 0.0,
 ) -> None:
+    """One call's turns in order; ``pause_s`` between them stands for the prompts playing (a
+    real caller answers a menu seconds after the answer before it, not at once), and calls
+    then ring at random moments over one call's length instead of all at once."""
+    if pause_s:
+        await asyncio.sleep(random.uniform(0, pause_s * len(steps)))
     for index, step in enumerate(steps):
+        if index and pause_s:
+            await asyncio.sleep(pause_s * random.uniform(0.5, 1.5))
         url, params, headers = caller.request(step.path, step.extra)
         started = time.perf_counter()
         try:
@@ -231,7 +253,13 @@ async def client_pool(size: int) -> AsyncIterator[asyncio.Queue[httpx.AsyncClien
 
 
 async def run_calls(
-    base_url: str, token: str, recording_url: str, calls: int, concurrency: int, limit_s: float
+    base_url: str,
+    token: str,
+    recording_url: str,
+    calls: int,
+    concurrency: int,
+    limit_s: float,
+    pause_s: float = 0.0,
 ) -> Phase:
     phase = Phase("new-request calls")
     steps = call_steps(recording_url)
@@ -242,7 +270,7 @@ async def run_calls(
         async def call() -> None:
             client = await clients.get()
             try:
-                await one_call(client, Caller(base_url, validator), steps, phase)
+                await one_call(client, Caller(base_url, validator), steps, phase, pause_s)
             finally:
                 clients.put_nowait(client)
 
@@ -360,10 +388,12 @@ class Served:
 
 
 @contextmanager
-def ivr_server(work: Path, api_base: str, database_url: str = "") -> Iterator[Served]:
+def ivr_server(
+    work: Path, api_base: str, database_url: str = "", server_cpus: set[int] | None = None
+) -> Iterator[Served]:
     """``ivr db upgrade`` and ``ivr serve`` on a temporary storage directory (and SQLite in it,
     unless ``database_url`` names a PostgreSQL database), fetching recordings from
-    ``api_base`` as it would from Twilio's API."""
+    ``api_base`` as it would from Twilio's API; on ``server_cpus`` only, when given."""
     storage = work / ("storage-pg" if database_url else "storage")
     token = secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
@@ -382,6 +412,7 @@ def ivr_server(work: Path, api_base: str, database_url: str = "") -> Iterator[Se
         process = subprocess.Popen(
             [ivr_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
+            preexec_fn=(lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -498,7 +529,30 @@ def main(argv: list[str] | None = None) -> int:
         help="also run on this PostgreSQL database (default: $IVR_TEST_POSTGRES_URL; it is "
         "upgraded and gets the tickets); the report compares its per-turn cost with SQLite's",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="call phase then floor phase, this many times; the ratio is their median "
+        "(default 3: one run on a shared machine is noise)",
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="seconds between a call's turns (±50 %%), the prompts playing: 0 (default) "
+        "measures saturation, where latency is concurrency / throughput; a few seconds models "
+        "that many calls in progress, as a hotline has them",
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the server share every CPU with the simulated Twilio (default: the server "
+        "it starts gets CPU 0 and this process the others, when there are two or more)",
+    )
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.pause < 0:
+        parser.error("--rounds must be positive and --pause not negative")
     if args.calls < 1 or args.concurrency < 1 or args.max_seconds <= 0:
         parser.error("--calls, --concurrency and --max-seconds must be positive")
     if args.base_url and not loopback(args.base_url):
@@ -507,6 +561,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.base_url and not token:
         parser.error("--base-url needs --token or IVR_TWILIO_AUTH_TOKEN")
 
+    server_cpus = None
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and not args.base_url and len(cpus) >= 2:
+        server_cpus = {cpus[0]}
+        os.sched_setaffinity(0, set(cpus[1:]))
+    args.server_cpus = server_cpus
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
         work = Path(tmp)
         with recording_server(work) as recording_url:
@@ -520,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for name, url in backends:
                 print(f"=== {name} ===")
-                with ivr_server(work, api_base, url) as served:
+                with ivr_server(work, api_base, url, server_cpus) as served:
                     code = report(served, recording_url, args, per_turn, name)
                     if code == 1 and served.log_path is not None:
                         print("--- ivr serve log (tail) ---")
@@ -532,6 +592,12 @@ def main(argv: list[str] | None = None) -> int:
             return max(codes)
 
 
+def pinning(args: argparse.Namespace) -> str:
+    if not args.server_cpus:
+        return ""
+    return f" (the server on CPU {min(args.server_cpus)}, the simulated Twilio on the others)"
+
+
 def report(
     served: Served,
     recording_url: str,
@@ -540,27 +606,38 @@ def report(
     backend: str = "",
 ) -> int:
     print(
-        f"server {served.base_url}: {args.calls} calls × 10 turns, concurrency "
-        f"{args.concurrency}, ≤ {args.max_seconds:.0f} s per phase, {os.cpu_count()} CPUs"
+        f"server {served.base_url}: {args.rounds} × {args.calls} calls × 10 turns, concurrency "
+        f"{args.concurrency}, {args.pause:g} s between a call's turns, ≤ "
+        f"{args.max_seconds:.0f} s per phase, {os.cpu_count()} CPUs{pinning(args)}"
     )
-    before = served.cpu_seconds()
-    flow = asyncio.run(
-        run_calls(
-            served.base_url,
-            served.token,
-            recording_url,
-            args.calls,
-            args.concurrency,
-            args.max_seconds,
+    flows, pings = [], []
+    for _round in range(args.rounds):
+        before = served.cpu_seconds()
+        flow = asyncio.run(
+            run_calls(
+                served.base_url,
+                served.token,
+                recording_url,
+                args.calls,
+                args.concurrency,
+                args.max_seconds,
+                args.pause,
+            )
         )
-    )
-    middle = served.cpu_seconds()
-    ping = asyncio.run(
-        run_ping(served.base_url, served.token, flow.turns, args.concurrency, args.max_seconds)
-    )
-    after = served.cpu_seconds()
-    if before is not None and middle is not None and after is not None:
-        flow.server_cpu, ping.server_cpu = middle - before, after - middle
+        middle = served.cpu_seconds()
+        ping = asyncio.run(
+            run_ping(
+                served.base_url, served.token, 2 * flow.turns, args.concurrency, args.max_seconds
+            )
+        )
+        after = served.cpu_seconds()
+        if before is not None and middle is not None and after is not None:
+            flow.server_cpu, ping.server_cpu = middle - before, after - middle
+        flows.append(flow)
+        pings.append(ping)
+        if args.rounds > 1:
+            print(f"  round {_round + 1}: {per_turn_line(flow, ping)}")
+    flow, ping = merged(flows), merged(pings)
     for line in describe(flow) + describe(ping):
         print(line)
     print(f"  tickets created  {len(flow.trackings)} tracking numbers read out", end="")
@@ -576,9 +653,15 @@ def report(
             f"ratio: the floor answers {ping.rate / flow.rate:.1f}× more turns/s; a call turn's "
             f"p50 is {flow.percentile(50) / ping.percentile(50):.1f}× the floor's"
         )
-    if flow.server_cpu and ping.server_cpu and flow.turns and ping.turns:
-        per_flow, per_ping = flow.server_cpu / flow.turns, ping.server_cpu / ping.turns
-        print(f"       server CPU per call turn is {per_flow / per_ping:.1f}× the floor's")
+    pairs = zip(flows, pings, strict=True)
+    ratios = [cpu_per_turn(f) / cpu_per_turn(p) for f, p in pairs if cpu_per_turn(p)]
+    if ratios:
+        per_flow = statistics.median(cpu_per_turn(f) for f in flows)
+        print(
+            f"       server CPU per call turn is {statistics.median(ratios):.1f}× the floor's "
+            f"(median of {len(ratios)} round{'s' if len(ratios) > 1 else ''}; "
+            f"{per_flow * 1000:.2f} ms)"
+        )
         if per_turn is not None:
             per_turn[backend] = per_flow
     if flow.client_cpu > 0.8 * flow.seconds:
@@ -594,6 +677,41 @@ def report(
     if flow.calls_failed or ping.errors:
         return 1
     return 3 if flow.calls_unfinished or ping.turns < flow.turns else 0
+
+
+def cpu_per_turn(phase: Phase) -> float:
+    """Server CPU seconds per answered turn (0 when unknown)."""
+    return phase.server_cpu / phase.turns if phase.server_cpu and phase.turns else 0.0
+
+
+def per_turn_line(flow: Phase, ping: Phase) -> str:
+    ratio = cpu_per_turn(flow) / cpu_per_turn(ping) if cpu_per_turn(ping) else math.nan
+    return (
+        f"call turns {cpu_per_turn(flow) * 1000:.2f} ms CPU (p99 {flow.percentile(99):.0f} ms), "
+        f"floor {cpu_per_turn(ping) * 1000:.2f} ms (p99 {ping.percentile(99):.0f} ms): "
+        f"{ratio:.1f}×"
+    )
+
+
+def merged(phases: list[Phase]) -> Phase:
+    """Several rounds of one phase as one: every latency, the sums of times and counts."""
+    if len(phases) == 1:
+        return phases[0]
+    total = Phase(phases[0].name)
+    for phase in phases:
+        total.latencies += phase.latencies
+        for label, latencies in phase.by_step.items():
+            total.by_step.setdefault(label, []).extend(latencies)
+        total.errors += phase.errors
+        total.seconds += phase.seconds
+        total.calls_completed += phase.calls_completed
+        total.calls_failed += phase.calls_failed
+        total.calls_unfinished += phase.calls_unfinished
+        total.trackings |= phase.trackings
+        total.client_cpu += phase.client_cpu
+        if phase.server_cpu is not None:
+            total.server_cpu = (total.server_cpu or 0.0) + phase.server_cpu
+    return total
 
 
 if __name__ == "__main__":
