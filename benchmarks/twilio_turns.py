@@ -405,7 +405,10 @@ def ivr_server(
         "IVR_SECRET_KEY": secrets.token_hex(16),
         "IVR_SCHEDULER_ENABLED": "false",
     }
-    subprocess.run([ivr_command(), "db", "upgrade"], env=env, check=True, capture_output=True)
+    upgraded = subprocess.run([ivr_command(), "db", "upgrade"], env=env, capture_output=True)
+    if upgraded.returncode:
+        reason = upgraded.stderr.decode(errors="replace").strip().splitlines()
+        raise SystemExit(f"ivr db upgrade failed: {reason[-1] if reason else 'no message'}")
     port = free_port()
     log_path = work / "serve.log"
     with log_path.open("wb") as log:

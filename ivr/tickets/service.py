@@ -15,12 +15,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Table, bindparam, insert, literal
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, literal
 from sqlalchemy import select as select_
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -136,6 +137,10 @@ class TicketDraft:
     caller_number: str | None
     callback_number: str
     national_id: str | None
+
+
+_DRAFT_FIELDS = tuple(field.name for field in dataclass_fields(TicketDraft))
+"""A draft's fields are plain values: read them directly (``asdict`` deep-copies each)."""
 
 
 @dataclass(frozen=True)
@@ -261,15 +266,15 @@ class TicketService:
         created_at = as_aware(utcnow())
         clocks = self._clocks(draft, created_at, deadlines, due_at)
         due_at = clocks["due_at"]
-        fields = asdict(draft) | {"call_key": call_key}
+        fields = {name: getattr(draft, name) for name in _DRAFT_FIELDS} | {"call_key": call_key}
         tracking: str | None = None
         started = time.monotonic()
         for attempt in range(self._retries + 1):
             try:
                 if tracking is None:
                     tracking = self.allocator.next_tracking()
-                with session_scope(self.engine) as session:
-                    self._add(session, tracking, fields, created_at, clocks, actor)
+                with self.engine.begin() as connection:
+                    self._add(connection, tracking, fields, created_at, clocks, actor)
                 return CreatedTicket(tracking, spooled=False)
             except IntegrityError:
                 if call_key is not None:  # another node or request stored this call's ticket
@@ -333,7 +338,7 @@ class TicketService:
 
     def _add(
         self,
-        session: Session,
+        connection: Connection,
         tracking: str,
         fields: dict[str, Any],
         created_at: datetime,
@@ -378,7 +383,6 @@ class TicketService:
             "event_actor": actor,
             "event_note": note,
         }
-        connection = session.connection()
         if connection.dialect.name == "postgresql":  # one round trip for both rows
             connection.execute(_INSERT_BOTH, {**row, **event})
             return
@@ -451,7 +455,15 @@ class TicketService:
                     clocks["due_at"] = _parse_iso(record["due_at"])
                     actor = record.get("actor", CALLER)  # files spooled before it was stored
                     fields = record["draft"] | {"call_key": call_key}
-                    self._add(session, tracking, fields, created_at, clocks, actor, SPOOLED_NOTE)
+                    self._add(
+                        session.connection(),
+                        tracking,
+                        fields,
+                        created_at,
+                        clocks,
+                        actor,
+                        SPOOLED_NOTE,
+                    )
                     stored = 1
         except IntegrityError:  # another process replayed the same file at the same moment
             with Session(self.engine) as session:

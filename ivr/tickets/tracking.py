@@ -109,7 +109,7 @@ _ROUNDS = 8
 
 
 def _round(key: bytes, step: int, half: int, bits: int) -> int:
-    digest = hmac.new(key, step.to_bytes(1, "big") + half.to_bytes(2, "big"), "sha256").digest()
+    digest = hmac.digest(key, step.to_bytes(1, "big") + half.to_bytes(2, "big"), "sha256")
     return int.from_bytes(digest[:2], "big") & ((1 << bits) - 1)
 
 
