@@ -26,7 +26,7 @@ from sqlmodel import Session, col
 
 from ivr.clock import as_aware, as_stored, utcnow
 from ivr.flow.outcomes import CallEnd, CallOutcome, EventKind, StepOutcome
-from ivr.tickets.db import session_scope
+from ivr.tickets.db import one_statement_engine, session_scope
 from ivr.tickets.models import (
     Call,
     CallStep,
@@ -159,6 +159,7 @@ class CallStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reads = one_statement_engine(engine)
         self._recent: OrderedDict[str, tuple[SavedCall, bool]] = OrderedDict()
         """The last turn of recent calls of this process, and whether the database has it:
         with the database out of reach a call this node answered goes on (a confirmed request
@@ -254,7 +255,7 @@ class CallStore:
         with self._lock:
             recent = self._recent.get(external_id)
         try:
-            with self.engine.connect() as connection:
+            with self._reads.connect() as connection:
                 row = connection.execute(_SAVED_BY_SID, {"sid": external_id}).first()
         except SQLAlchemyError:
             if recent is None:

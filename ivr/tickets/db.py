@@ -12,6 +12,7 @@ import functools
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,9 @@ def make_engine(url: str) -> Engine:
         # connect timeout: the caller is on the line (Twilio gives a webhook 15 s), and the
         # service's retries and spool only help if an unreachable server fails fast.
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 2}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **_pool_options())
+        engine = create_engine(url, connect_args=connect_args, **_pool_options())
+        _ping_when_idle(engine)
+        return engine
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if (
@@ -173,6 +176,41 @@ def make_engine(url: str) -> Engine:
             dbapi_connection.writer_lock = lock
 
     return engine
+
+
+def one_statement_engine(engine: Engine) -> Engine:
+    """The engine for work that is a single statement: on PostgreSQL in autocommit, so it is
+    one round trip instead of three (BEGIN, the statement, COMMIT; a statement is atomic by
+    itself). The same pool; other backends as they are."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
+PING_IDLE_S = 5.0
+"""A pooled PostgreSQL connection unused for longer than this is pinged before it is lent."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, only for connections that sat idle: a PostgreSQL restart must not
+    cost the next caller their ticket, but pinging on every checkout cost a round trip for
+    each of a turn's two transactions. A connection in use within the last seconds is lent
+    as it is; if the server went away since, the statement's error invalidates the whole pool
+    (SQLAlchemy's disconnect handling) and the ticket service's retry gets a new connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from < PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool replaces the connection and tries again
+            raise DisconnectionError(f"a pooled connection is gone: {error}") from error
 
 
 def _pool_options() -> dict[str, Any]:

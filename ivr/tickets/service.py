@@ -33,7 +33,7 @@ from ivr.clock import as_aware, as_stored, utcnow
 from ivr.notify import queue_mails
 from ivr.speech import normalize_digits
 from ivr.tickets.allocator import TrackingAllocator
-from ivr.tickets.db import session_scope
+from ivr.tickets.db import one_statement_engine, session_scope
 from ivr.tickets.models import (
     UNFINISHED_STATUSES,
     Channel,
@@ -221,6 +221,9 @@ class TicketService:
         categories: Categories | None = None,
     ) -> None:
         self.engine = engine
+        self._single = one_statement_engine(engine)
+        """For one statement: a lookup, or a new ticket (``_add`` is one statement on
+        PostgreSQL, where this engine autocommits; two in a transaction on SQLite)."""
         self.sla = sla
         """Sets every deadline at creation and recomputes them after a pause; optional."""
         self.agencies = agencies or load_agencies()
@@ -273,7 +276,7 @@ class TicketService:
             try:
                 if tracking is None:
                     tracking = self.allocator.next_tracking()
-                with self.engine.begin() as connection:
+                with self._single.begin() as connection:
                     self._add(connection, tracking, fields, created_at, clocks, actor)
                 return CreatedTicket(tracking, spooled=False)
             except IntegrityError:
@@ -311,7 +314,7 @@ class TicketService:
         return None if stored is None else CreatedTicket(stored, spooled=False)
 
     def _tracking_for(self, call_key: str) -> str | None:
-        with self.engine.connect() as connection:
+        with self._single.connect() as connection:
             return connection.execute(
                 select(Ticket.tracking).where(col(Ticket.call_key) == call_key)
             ).scalar()
