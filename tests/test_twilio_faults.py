@@ -343,6 +343,52 @@ def test_a_bad_recording_url_is_refused_quickly_and_leaves_nothing(
     assert not folder.exists() or list(folder.iterdir()) == []
 
 
+def test_many_dripping_downloads_hold_neither_health_nor_each_other(
+    fetching_server: IvrServer,
+    fake_api: tuple[FakeTwilioApi, FakeTwilioApi],
+    phones: Callable[..., TwilioPhone],
+    calls: CallHelpers,
+) -> None:
+    """Finding 3: 24 recordings that drip a byte a second, three times the download threads,
+    all at once. Every webhook still answers within 5 s (those queued for a thread too),
+    ``/healthz`` and a forged request are answered at once meanwhile, and nothing is kept."""
+    api, _ = fake_api
+    url = f"{api.base}{PREFIX}/REdrip"
+    ready = []
+    for _ in range(24):
+        phone = phones(fetching_server.base_url)
+        phone.dial()
+        calls.drive(phone, TO_RECORD)
+        ready.append(phone)
+    answers: list[tuple[int, str, float]] = []
+
+    def post(phone: TwilioPhone) -> None:
+        extra = {"RecordingUrl": url, "RecordingDuration": "3", "RecordingSid": "RE1"}
+        started = time.monotonic()
+        answer = signed_post(phone, record_url(phone), extra | {"Digits": "#"})
+        answers.append((answer.status_code, answer.text, time.monotonic() - started))
+
+    threads = [threading.Thread(target=post, args=(phone,)) for phone in ready]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)  # every download has started or is queued for a thread
+    with httpx.Client(base_url=fetching_server.base_url, timeout=10) as client:
+        started = time.monotonic()
+        assert client.get("/healthz").status_code == 200
+        assert client.post("/twilio/gather", data={"CallSid": "CA1"}).status_code == 403
+        meanwhile = time.monotonic() - started
+    for thread in threads:
+        thread.join(timeout=30)
+    assert meanwhile < 1.0, f"/healthz and a 403 took {meanwhile:.1f} s beside the downloads"
+    assert len(answers) == 24
+    for status, text, took in answers:
+        assert status == 200 and "describe-not_saved.wav" in text
+        assert took < 5.0, f"a dripping recording held its webhook {took:.1f} s"
+    folder = fetching_server.recordings
+    time.sleep(0.5)  # the download threads clean up after the webhooks stopped waiting
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
 # --- playback links (finding 7) and personal data (finding 8) ------------------------------
 
 

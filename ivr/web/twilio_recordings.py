@@ -85,7 +85,7 @@ async def fetch(
     ``urllib3`` error otherwise, with nothing left on disk."""
     prefix = allowed_prefix(settings, form_account)
     target = check_url(url, prefix)
-    headers = {}
+    headers: dict[str, str] = {}
     if settings.twilio_account_sid and settings.twilio_auth_token:
         pair = f"{settings.twilio_account_sid}:{settings.twilio_auth_token}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
@@ -96,6 +96,9 @@ async def fetch(
     except TimeoutError:
         download.abandon()
         raise RecordingRefused(f"not fetched within {DEADLINE_S:.0f} s") from None
+    except asyncio.CancelledError:  # the request is gone (Twilio hung up on it)
+        download.abandon()
+        raise
 
 
 class _Download:
