@@ -27,8 +27,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session
 
-from ivr.tickets.checkpoints import Checkpointer, checkpointer_for
-
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -91,9 +89,6 @@ class SerialConnection(sqlite3.Connection):
     """
 
     writer_lock: threading.Lock | None = None
-    checkpointer: Checkpointer | None = None
-    """Told of each write transaction's end: the WAL is checkpointed beside the commits
-    (``ivr.tickets.checkpoints``), never inside one a caller waits for."""
 
     def cursor(self, factory: Any = _SerialCursor) -> Any:  # type: ignore[override]
         return super().cursor(factory)
@@ -117,8 +112,6 @@ class SerialConnection(sqlite3.Connection):
             self._holds = False
             assert self.writer_lock is not None
             self.writer_lock.release()
-            if self.checkpointer is not None:
-                self.checkpointer.poke()
 
     def commit(self) -> None:
         try:
@@ -166,7 +159,6 @@ def make_engine(url: str) -> Engine:
     options = _pool_options() if file_backed else {}
     engine = create_engine(url, connect_args=connect_args, **options)
     lock = _writer_lock(str(parsed.database)) if file_backed else None
-    checkpointer = checkpointer_for(str(parsed.database)) if file_backed else None
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -179,11 +171,9 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        if isinstance(dbapi_connection, SerialConnection):
-            cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
-            dbapi_connection.writer_lock = lock
-            dbapi_connection.checkpointer = checkpointer
         cursor.close()
+        if isinstance(dbapi_connection, SerialConnection):
+            dbapi_connection.writer_lock = lock
 
     return engine
 
