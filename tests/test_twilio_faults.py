@@ -283,16 +283,30 @@ def fetching_server(
     return start_server(twilio_api_base=api.base, twilio_account_sid=ACCOUNT)
 
 
-def post_recording(
-    server: IvrServer, phones: Callable[..., TwilioPhone], calls: CallHelpers, url: str
-) -> tuple[httpx.Response, float, TwilioPhone]:
+def ready_to_record(
+    server: IvrServer, phones: Callable[..., TwilioPhone], calls: CallHelpers
+) -> TwilioPhone:
+    """A new call walked up to its ``<Record>``."""
     phone = phones(server.base_url)
     phone.dial()
     calls.drive(phone, TO_RECORD)
+    return phone
+
+
+def post_recorded(phone: TwilioPhone, url: str) -> tuple[httpx.Response, float]:
+    """Twilio's post of the finished recording at ``url``: the answer and how long it took."""
     extra = {"RecordingUrl": url, "RecordingDuration": "3", "RecordingSid": "RE1", "Digits": "#"}
     started = time.monotonic()
     answer = signed_post(phone, record_url(phone), extra)
-    return answer, time.monotonic() - started, phone
+    return answer, time.monotonic() - started
+
+
+def post_recording(
+    server: IvrServer, phones: Callable[..., TwilioPhone], calls: CallHelpers, url: str
+) -> tuple[httpx.Response, float, TwilioPhone]:
+    phone = ready_to_record(server, phones, calls)
+    answer, took = post_recorded(phone, url)
+    return answer, took, phone
 
 
 def test_the_recording_is_fetched_from_twilio_with_credentials_kept_private(
@@ -354,19 +368,12 @@ def test_many_dripping_downloads_hold_neither_health_nor_each_other(
     ``/healthz`` and a forged request are answered at once meanwhile, and nothing is kept."""
     api, _ = fake_api
     url = f"{api.base}{PREFIX}/REdrip"
-    ready = []
-    for _ in range(24):
-        phone = phones(fetching_server.base_url)
-        phone.dial()
-        calls.drive(phone, TO_RECORD)
-        ready.append(phone)
+    ready = [ready_to_record(fetching_server, phones, calls) for _ in range(24)]
     answers: list[tuple[int, str, float]] = []
 
     def post(phone: TwilioPhone) -> None:
-        extra = {"RecordingUrl": url, "RecordingDuration": "3", "RecordingSid": "RE1"}
-        started = time.monotonic()
-        answer = signed_post(phone, record_url(phone), extra | {"Digits": "#"})
-        answers.append((answer.status_code, answer.text, time.monotonic() - started))
+        answer, took = post_recorded(phone, url)
+        answers.append((answer.status_code, answer.text, took))
 
     threads = [threading.Thread(target=post, args=(phone,)) for phone in ready]
     for thread in threads:

@@ -159,7 +159,8 @@ class CallStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._reads = one_statement_engine(engine)
+        self._single = one_statement_engine(engine)
+        """For one statement (a call's load): autocommitted on PostgreSQL."""
         self._recent: OrderedDict[str, tuple[SavedCall, bool]] = OrderedDict()
         """The last turn of recent calls of this process, and whether the database has it:
         with the database out of reach a call this node answered goes on (a confirmed request
@@ -255,7 +256,7 @@ class CallStore:
         with self._lock:
             recent = self._recent.get(external_id)
         try:
-            with self._reads.connect() as connection:
+            with self._single.connect() as connection:
                 row = connection.execute(_SAVED_BY_SID, {"sid": external_id}).first()
         except SQLAlchemyError:
             if recent is None:
