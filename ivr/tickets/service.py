@@ -46,6 +46,7 @@ from ivr.tickets.models import (
     pauses_from_history,
     reversed_digits,
 )
+from ivr.tickets.prepared import Prepared
 from ivr.tickets.scope import Scope
 from ivr.tickets.statuses import (
     CALLER,
@@ -86,6 +87,8 @@ _INSERT_BOTH = insert(_EVENT_TABLE).from_select(
     ["ticket_id", *_EVENT_VALUES], select_(_NEW_TICKET.c.id, *_EVENT_VALUES.values())
 )
 """PostgreSQL: the ticket and its ``created`` line in one statement (a data-modifying CTE)."""
+_EVENT_KEYS = ("ticket_id", "event_at", "event_new", "event_actor", "event_note")
+_BOTH_KEYS = (*_TICKET_FIELDS, *_EVENT_KEYS[1:])
 
 SPOOLED_NOTE = "stored from the spool: the database was unreachable when the caller registered"
 
@@ -224,6 +227,13 @@ class TicketService:
         self._single = one_statement_engine(engine)
         """For one statement: a lookup, or a new ticket (``_add`` is one statement on
         PostgreSQL, where this engine autocommits; two in a transaction on SQLite)."""
+        dialect = engine.dialect
+        if dialect.name == "postgresql":
+            self._insert_both: Prepared | None = Prepared(_INSERT_BOTH, dialect, _BOTH_KEYS)
+        else:
+            self._insert_both = None
+            self._insert_ticket = Prepared(_INSERT_TICKET, dialect, _TICKET_FIELDS)
+            self._insert_event = Prepared(_INSERT_EVENT, dialect, _EVENT_KEYS)
         self.sla = sla
         """Sets every deadline at creation and recomputes them after a pause; optional."""
         self.agencies = agencies or load_agencies()
@@ -349,10 +359,11 @@ class TicketService:
         actor: str,
         note: str | None = None,
     ) -> None:
-        """One ticket row and its ``created`` history line, as two Core inserts.
+        """One ticket row and its ``created`` history line: two Core inserts, prepared.
 
         Core, not the ORM: building and flushing a ``Ticket`` object cost more than the rest of
         a creation (see ``benchmarks/tickets.py``); the rows and their defaults are the same.
+        Prepared (:mod:`ivr.tickets.prepared`): so did ``connection.execute`` around them.
         """
         columns = _TICKET_TABLE.c  # plain columns: as_stored reads their type quickly
         now = as_stored(columns.created_at, created_at)
@@ -386,11 +397,11 @@ class TicketService:
             "event_actor": actor,
             "event_note": note,
         }
-        if connection.dialect.name == "postgresql":  # one round trip for both rows
-            connection.execute(_INSERT_BOTH, {**row, **event})
+        if self._insert_both is not None:  # one round trip for both rows
+            self._insert_both.run(connection, {**row, **event})
             return
-        ticket_id = connection.execute(_INSERT_TICKET, row).scalar_one()
-        connection.execute(_INSERT_EVENT, {"ticket_id": ticket_id, **event})
+        ticket_id = self._insert_ticket.run(connection, row)
+        self._insert_event.run(connection, {"ticket_id": ticket_id, **event})
 
     # -- the spool ------------------------------------------------------------------------------
 
