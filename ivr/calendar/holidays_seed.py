@@ -7,6 +7,7 @@ them by moon sighting, so they are seeded as rows a supervisor can move, never c
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
 import holidays
@@ -51,7 +52,10 @@ def jalali_year_bounds(jalali_year: int) -> tuple[date, date]:
     )
 
 
+@functools.lru_cache(maxsize=64)
 def jalali_year_of(day: date) -> int:
+    """Cached: the calendar asks for every new ticket, and jdatetime's conversion costs more
+    than the rest of that check."""
     return jdatetime.date.fromgregorian(date=day).year
 
 
