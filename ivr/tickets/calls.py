@@ -32,6 +32,7 @@ from ivr.tickets.models import (
     CallStep,
     Ticket,
 )
+from ivr.tickets.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ _SAVED_BY_SID = select(
     _CALL.c.id, _CALL.c.state, _CALL.c.turn, _CALL.c.reply, _CALL.c.reply_token
 ).where(_CALL.c.external_id == bindparam("sid"))
 _INSERT_STEP = _STEP.insert()
+_STEP_KEYS = ("call_id", "at", "node", "event", "key", "outcome")
 
 
 def _save_turn_statement(turned: bool, ending: bool, linked: bool) -> Update:
@@ -167,6 +169,11 @@ class CallStore:
         is spooled, the caller hears its number); once it is back, a turn it missed wins."""
         self._sids: dict[int, str] = {}
         self._lock = threading.Lock()
+        self._load = Prepared(_SAVED_BY_SID, engine.dialect)
+        self._saves = {shape: Prepared(save, engine.dialect) for shape, save in _SAVE_TURN.items()}
+        self._insert_steps = Prepared(_INSERT_STEP, engine.dialect, _STEP_KEYS)
+        """Every turn's statements, prepared (:mod:`ivr.tickets.prepared`): SQLAlchemy's work
+        around each execution cost more than SQLite's share of the turn."""
         dialect = engine.dialect.name
         insert_of = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}.get(dialect)
         self._open_insert = (
@@ -257,7 +264,7 @@ class CallStore:
             recent = self._recent.get(external_id)
         try:
             with self._single.connect() as connection:
-                row = connection.execute(_SAVED_BY_SID, {"sid": external_id}).first()
+                row = self._load.first(connection, {"sid": external_id})
         except SQLAlchemyError:
             if recent is None:
                 raise
@@ -306,7 +313,7 @@ class CallStore:
             if ending.ticket_tracking is not None:
                 params["b_tracking"] = ending.ticket_tracking
         linked = ending is not None and ending.ticket_tracking is not None
-        statement = _SAVE_TURN[(turn is not None, ending is not None, linked)]
+        statement = self._saves[(turn is not None, ending is not None, linked)]
         rows = [
             {
                 "call_id": call_id,
@@ -321,8 +328,7 @@ class CallStore:
         sid = self._sids.get(call_id)
         try:
             with self.engine.begin() as connection:
-                result = connection.execute(statement, params)
-                if result.rowcount != 1:
+                if statement.run(connection, params) != 1:
                     if (
                         turn is not None
                         and connection.execute(
@@ -332,7 +338,7 @@ class CallStore:
                         raise TurnTaken(f"call {call_id} has moved past turn {turn}")
                     raise LookupError(f"no call {call_id}")
                 if rows:
-                    connection.execute(_INSERT_STEP, rows)
+                    self._insert_steps.run_many(connection, rows)
         except SQLAlchemyError:
             if sid is not None:
                 self._remember(

@@ -400,7 +400,7 @@ class TicketService:
         if self._insert_both is not None:  # one round trip for both rows
             self._insert_both.run(connection, {**row, **event})
             return
-        ticket_id = self._insert_ticket.run(connection, row)
+        ticket_id = self._insert_ticket.scalar(connection, row)
         self._insert_event.run(connection, {"ticket_id": ticket_id, **event})
 
     # -- the spool ------------------------------------------------------------------------------
