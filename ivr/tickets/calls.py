@@ -108,6 +108,17 @@ _SAVED_BY_SID = select(
     _CALL.c.id, _CALL.c.state, _CALL.c.turn, _CALL.c.reply, _CALL.c.reply_token
 ).where(_CALL.c.external_id == bindparam("sid"))
 _INSERT_STEP = _STEP.insert()
+_OPEN_KEYS = (
+    "channel",
+    "external_id",
+    "caller",
+    "called",
+    "province",
+    "channel_id",
+    "started_at",
+    "state",
+    "turn",
+)
 _STEP_KEYS = ("call_id", "at", "node", "event", "key", "outcome")
 
 
@@ -179,9 +190,13 @@ class CallStore:
         self._open_insert = (
             None
             if insert_of is None
-            else insert_of(_CALL)
-            .on_conflict_do_nothing(index_elements=["external_id"])
-            .returning(_CALL.c.id)
+            else Prepared(
+                insert_of(_CALL)
+                .on_conflict_do_nothing(index_elements=["external_id"])
+                .returning(_CALL.c.id),
+                engine.dialect,
+                _OPEN_KEYS,
+            )
         )
 
     def open(
@@ -225,13 +240,13 @@ class CallStore:
             "called": called,
             "province": province,
             "channel_id": channel_id,
-            "started_at": as_stored(Call.started_at, utcnow()),
+            "started_at": as_stored(_CALL.c.started_at, utcnow()),
             "state": "{}",
             "turn": 0,
         }
         with self.engine.begin() as connection:
             if self._open_insert is not None:
-                made = connection.execute(self._open_insert, values).scalar()
+                made = self._open_insert.scalar(connection, values)
                 if made is not None:
                     return int(made)
             else:  # another backend: no portable "insert unless there"
@@ -306,7 +321,7 @@ class CallStore:
             params["b_token"] = reply_token
         if ending is not None:
             params |= {
-                "b_ended_at": as_stored(Call.ended_at, utcnow()),
+                "b_ended_at": as_stored(_CALL.c.ended_at, utcnow()),
                 "b_outcome": CallOutcome(ending.outcome).value,
                 "b_ended_by": CallEnd(ending.ended_by).value,
             }
@@ -317,7 +332,7 @@ class CallStore:
         rows = [
             {
                 "call_id": call_id,
-                "at": as_stored(CallStep.at, s.at),
+                "at": as_stored(_STEP.c.at, s.at),
                 "node": s.node,
                 "event": EventKind(s.event).value,
                 "key": s.key,
@@ -378,7 +393,7 @@ class CallStore:
         """Close the call, linking its ticket if that ticket is stored already (not spooled)."""
         ending = Ending(CallOutcome(outcome), CallEnd(ended_by), ticket_tracking)
         values = {
-            "ended_at": as_stored(Call.ended_at, utcnow()),
+            "ended_at": as_stored(_CALL.c.ended_at, utcnow()),
             "outcome": ending.outcome.value,
             "ended_by": ending.ended_by.value,
             "ticket_id": None if ticket_tracking is None else _ticket_id(ticket_tracking),

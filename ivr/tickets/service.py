@@ -87,6 +87,10 @@ _INSERT_BOTH = insert(_EVENT_TABLE).from_select(
     ["ticket_id", *_EVENT_VALUES], select_(_NEW_TICKET.c.id, *_EVENT_VALUES.values())
 )
 """PostgreSQL: the ticket and its ``created`` line in one statement (a data-modifying CTE)."""
+_TRACKING_BY_CALL = select_(_TICKET_TABLE.c.tracking).where(
+    _TICKET_TABLE.c.call_key == bindparam("call_key")
+)
+"""Asked before each new ticket of a call: a retried confirm gets the ticket already stored."""
 _EVENT_KEYS = ("ticket_id", "event_at", "event_new", "event_actor", "event_note")
 _BOTH_KEYS = (*_TICKET_FIELDS, *_EVENT_KEYS[1:])
 
@@ -228,6 +232,7 @@ class TicketService:
         """For one statement: a lookup, or a new ticket (``_add`` is one statement on
         PostgreSQL, where this engine autocommits; two in a transaction on SQLite)."""
         dialect = engine.dialect
+        self._tracking_by_call = Prepared(_TRACKING_BY_CALL, dialect)
         if dialect.name == "postgresql":
             self._insert_both: Prepared | None = Prepared(_INSERT_BOTH, dialect, _BOTH_KEYS)
         else:
@@ -325,9 +330,8 @@ class TicketService:
 
     def _tracking_for(self, call_key: str) -> str | None:
         with self._single.connect() as connection:
-            return connection.execute(
-                select(Ticket.tracking).where(col(Ticket.call_key) == call_key)
-            ).scalar()
+            found: str | None = self._tracking_by_call.scalar(connection, {"call_key": call_key})
+        return found
 
     def _clocks(
         self,
