@@ -44,9 +44,7 @@ class Prepared:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self._processors[name] = processor
-        returned = getattr(statement, "selected_columns", None)
-        if returned is None:
-            returned = getattr(statement, "_returning", ())
+        returned = getattr(statement, "exported_columns", ())  # a SELECT's or the RETURNING's
         self._results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returned
         ]
