@@ -23,6 +23,7 @@ from ivr.settings import Settings
 from ivr.telephony.asterisk import agi_server
 from ivr.web.app import create_app
 from ivr.web.playback import SigningKeyMissing, check_signing_key
+from ivr.web.twilio_recordings import ProxyUnusable, check_proxy
 from ivr.web.workers import OTHER_WORKERS
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) ->
     try:
         check_signing_key(settings)
     except SigningKeyMissing as error:
+        raise StartupError(str(error)) from None
+    try:
+        check_proxy(settings)
+    except ProxyUnusable as error:
         raise StartupError(str(error)) from None
     web_socket = bind_web(host, port)
     try:

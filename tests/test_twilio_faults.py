@@ -28,6 +28,7 @@ from twilio_phone import TwilioPhone, free_port, parse_twiml
 from ivr.settings import Settings
 from ivr.tickets.db import make_engine
 from ivr.tickets.service import TicketService
+from ivr.web.twilio_recordings import proxy_for
 
 if TYPE_CHECKING:
     from conftest import CallHelpers, IvrServer
@@ -184,6 +185,7 @@ def test_a_locked_database_still_answers_in_time_and_makes_one_ticket(
 class Seen:
     path: str
     authorization: str | None
+    proxy_authorization: str | None = None
 
 
 @dataclass
@@ -204,7 +206,10 @@ class FakeTwilioApi:
                 pass
 
             def do_GET(self) -> None:
-                api.seen.append(Seen(self.path, self.headers.get("Authorization")))
+                sent = self.headers
+                api.seen.append(
+                    Seen(self.path, sent.get("Authorization"), sent.get("Proxy-Authorization"))
+                )
                 name = self.path.rsplit("/", 1)[-1]
                 if name == "REgood.wav":
                     self._send(200, "audio/x-wav", api.wav)
@@ -325,6 +330,64 @@ def test_the_recording_is_fetched_from_twilio_with_credentials_kept_private(
     assert [f.name for f in files] == [f"twilio-{phone.call_sid}-RE1.wav"]
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+
+
+def clear_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy variable of the machine's own (either case) takes part."""
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_a_proxy_named_in_the_environment_carries_the_download(
+    start_server: Callable[..., IvrServer],
+    fake_api: tuple[FakeTwilioApi, FakeTwilioApi],
+    phones: Callable[..., TwilioPhone],
+    calls: CallHelpers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A network that reaches Twilio's API only through its proxy: ``HTTP_PROXY`` names the
+    local stand-in (the API's host here resolves nowhere), with the proxy's own login; the
+    account's credentials still go to the API, and only there."""
+    proxy, _ = fake_api
+    api = "http://api.twilio.invalid"
+    clear_proxies(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", proxy.base.replace("http://", "http://relay:relay-pass@"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # the test's own requests go direct
+    server = start_server(twilio_api_base=api, twilio_account_sid=ACCOUNT)
+    answer, _, _ = post_recording(server, phones, calls, f"{api}{PREFIX}/REgood")
+    assert "describe-review.wav" in answer.text
+    account = "Basic " + base64.b64encode(f"{ACCOUNT}:{server.token}".encode()).decode()
+    relay = "Basic " + base64.b64encode(b"relay:relay-pass").decode()
+    assert proxy.seen == [Seen(f"{api}{PREFIX}/REgood.wav", account, relay)]
+
+
+def test_no_proxy_lets_a_host_be_fetched_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_proxies(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://relay.example:3128")
+    monkeypatch.setenv("NO_PROXY", "api.twilio.com")
+    assert proxy_for(f"https://api.twilio.com{PREFIX}/RE1.wav") is None
+    assert proxy_for(f"https://api.dublin.ie1.twilio.com{PREFIX}/RE1.wav") == (
+        "http://relay.example:3128"
+    )
+    assert proxy_for(f"http://127.0.0.1:8080{PREFIX}/RE1.wav") is None  # no HTTP_PROXY
+
+
+def test_a_proxy_that_cannot_be_used_stops_the_server_at_start(ivr_env: dict[str, str]) -> None:
+    env = {k: v for k, v in ivr_env.items() if not k.lower().endswith("_proxy")} | {
+        "IVR_TWILIO_API_BASE": "https://api.twilio.com",
+        "HTTPS_PROXY": "socks5://relay:relay-pass@proxy.example:1080",
+    }
+    ivr = str(Path(sys.executable).with_name("ivr"))
+    run = subprocess.run(
+        [ivr, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last == "ivr: HTTPS_PROXY is not an http:// or https:// proxy URL"
+    assert "relay-pass" not in run.stderr + run.stdout
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize(

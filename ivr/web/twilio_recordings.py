@@ -13,7 +13,8 @@ connections to Twilio's API are kept open between calls: a synchronous download 
 quarter of the CPU of httpx's asynchronous one, and its threads are not the web workers, so
 slow downloads hold neither a caller's turn nor ``/healthz``. The webhook waits for its
 download no longer than ``DEADLINE_S`` (queueing for a thread included), then shuts the
-connection down, so the thread is free again at once.
+connection down, so the thread is free again at once. A site that reaches Twilio's API only
+through a proxy names it the usual way (``HTTPS_PROXY``, ``NO_PROXY``), as curl and httpx read it.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import os
 import re
 import threading
 import time
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ivr.prompts import read_wav_info
 from ivr.settings import Settings
@@ -48,8 +51,54 @@ _RECORDING = re.compile(r"[A-Za-z0-9]{1,64}(\.wav)?")
 _ACCOUNT = re.compile(r"[A-Za-z0-9]{1,64}")
 
 _threads = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="recording")
-_http = urllib3.PoolManager(num_pools=4, maxsize=DOWNLOAD_THREADS, retries=False)
+_POOL_OPTIONS: dict[str, object] = {"num_pools": 4, "maxsize": DOWNLOAD_THREADS, "retries": False}
 """Redirects are never followed by urllib3 (each hop is checked here); nothing is retried."""
+_direct = urllib3.PoolManager(**_POOL_OPTIONS)  # type: ignore[arg-type]
+_proxied: dict[str, urllib3.ProxyManager] = {}
+_proxied_lock = threading.Lock()
+
+
+class ProxyUnusable(ValueError):
+    """The proxy the environment names for Twilio's API cannot carry a download."""
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the standard variables name for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``),
+    unless ``NO_PROXY`` covers its host; None: fetched directly."""
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies_environment().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def _pool_for(url: str) -> urllib3.PoolManager:
+    proxy = proxy_for(url)
+    if proxy is None:
+        return _direct
+    with _proxied_lock:
+        pool = _proxied.get(proxy)
+        if pool is None:
+            pool = _proxied[proxy] = _proxy_pool(proxy, urlsplit(url).scheme)
+    return pool
+
+
+def _proxy_pool(proxy: str, scheme: str) -> urllib3.ProxyManager:
+    """Kept open like the direct pool; ``user:password@`` in the variable is sent to the proxy
+    (urllib3 does not read it from the URL itself)."""
+    try:
+        auth = urllib3.util.parse_url(proxy).auth
+        headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
+        return urllib3.ProxyManager(proxy, proxy_headers=headers, **_POOL_OPTIONS)  # type: ignore[arg-type]
+    except (Urllib3Error, ValueError):  # the message would show the URL, password and all
+        name = f"{scheme.upper()}_PROXY"
+        raise ProxyUnusable(f"{name} is not an http:// or https:// proxy URL") from None
+
+
+def check_proxy(settings: Settings) -> None:
+    """At start: a proxy that cannot be used stops the server, instead of every caller's
+    recording failing later."""
+    _pool_for(settings.twilio_api_base)
 
 
 class RecordingRefused(Exception):
@@ -157,7 +206,7 @@ class _Download:
         url = self.url
         for _hop in range(MAX_REDIRECTS + 1):
             left = self._remaining()
-            reply = _http.request(
+            reply = _pool_for(url).request(
                 "GET",
                 url,
                 headers=self.headers,
