@@ -40,11 +40,8 @@ def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) ->
     services = build_services(settings, outage_ok=True)
     try:
         check_signing_key(settings)
-    except SigningKeyMissing as error:
-        raise StartupError(str(error)) from None
-    try:
         check_proxy(settings)
-    except ProxyUnusable as error:
+    except (SigningKeyMissing, ProxyUnusable) as error:
         raise StartupError(str(error)) from None
     web_socket = bind_web(host, port)
     try:

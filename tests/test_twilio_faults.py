@@ -373,16 +373,21 @@ def test_no_proxy_lets_a_host_be_fetched_directly(monkeypatch: pytest.MonkeyPatc
     assert proxy_for(f"http://127.0.0.1:8080{PREFIX}/RE1.wav") is None  # no HTTP_PROXY
 
 
+def serve_at_start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``ivr serve`` with ``env``, for a setting that must stop it at start (60 s at most)."""
+    ivr = str(Path(sys.executable).with_name("ivr"))
+    return subprocess.run(
+        [ivr, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+
 def test_a_proxy_that_cannot_be_used_stops_the_server_at_start(ivr_env: dict[str, str]) -> None:
     env = {k: v for k, v in ivr_env.items() if not k.lower().endswith("_proxy")} | {
         "IVR_TWILIO_API_BASE": "https://api.twilio.com",
         "HTTPS_PROXY": "socks5://relay:relay-pass@proxy.example:1080",
     }
-    ivr = str(Path(sys.executable).with_name("ivr"))
-    run = subprocess.run(
-        [ivr, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+    run = serve_at_start(env)
     assert run.returncode != 0
     last = run.stderr.strip().splitlines()[-1]
     assert last == "ivr: HTTPS_PROXY is not an http:// or https:// proxy URL"
@@ -494,11 +499,7 @@ def test_a_shared_database_without_a_signing_key_is_refused_at_start(
 ) -> None:
     env = ivr_env | {"IVR_DATABASE_URL": "postgresql://ivr@127.0.0.1:9/none"}
     env.pop("IVR_SECRET_KEY", None)
-    ivr = str(Path(sys.executable).with_name("ivr"))
-    done = subprocess.run(
-        [ivr, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+    done = serve_at_start(env)
     assert done.returncode != 0
     assert "IVR_SECRET_KEY must be set" in done.stderr and "Traceback" not in done.stderr
 

@@ -29,6 +29,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -51,9 +52,9 @@ _RECORDING = re.compile(r"[A-Za-z0-9]{1,64}(\.wav)?")
 _ACCOUNT = re.compile(r"[A-Za-z0-9]{1,64}")
 
 _threads = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="recording")
-_POOL_OPTIONS: dict[str, object] = {"num_pools": 4, "maxsize": DOWNLOAD_THREADS, "retries": False}
+_POOL_OPTIONS: dict[str, Any] = {"num_pools": 4, "maxsize": DOWNLOAD_THREADS, "retries": False}
 """Redirects are never followed by urllib3 (each hop is checked here); nothing is retried."""
-_direct = urllib3.PoolManager(**_POOL_OPTIONS)  # type: ignore[arg-type]
+_direct = urllib3.PoolManager(**_POOL_OPTIONS)
 _proxied: dict[str, urllib3.ProxyManager] = {}
 _proxied_lock = threading.Lock()
 
@@ -89,7 +90,7 @@ def _proxy_pool(proxy: str, scheme: str) -> urllib3.ProxyManager:
     try:
         auth = urllib3.util.parse_url(proxy).auth
         headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
-        return urllib3.ProxyManager(proxy, proxy_headers=headers, **_POOL_OPTIONS)  # type: ignore[arg-type]
+        return urllib3.ProxyManager(proxy, proxy_headers=headers, **_POOL_OPTIONS)
     except (Urllib3Error, ValueError):  # the message would show the URL, password and all
         name = f"{scheme.upper()}_PROXY"
         raise ProxyUnusable(f"{name} is not an http:// or https:// proxy URL") from None
