@@ -1392,6 +1392,23 @@ def test_without_personal_data_drops_every_typed_number_and_the_looked_up_ticket
     assert CallState.from_json(stored).node == "followup.verify"
 
 
+def test_a_stored_state_reads_back_whole_and_ignores_fields_it_no_longer_has():
+    call = call_at("followup.verify", ROUTES, caller_id=None)
+    state = replace(
+        call.state,
+        callback=MOBILE,
+        pending_callback=LANDLINE,
+        national_id="۰۰۱۲۳۴۵۶۷۸",
+        queue_entered_at="2026-12-01T10:00:00+00:00",
+        queue_refused=True,
+        opening_in_days=3,
+    )
+    assert CallState.from_json(state.to_json()) == state  # the looked-up ticket's dict too
+    assert "۰۰۱۲۳۴۵۶۷۸" in state.to_json()  # Persian digits kept as typed, not escaped
+    older = state.to_json()[:-1] + ', "dropped_field": 1}'
+    assert CallState.from_json(older) == state
+
+
 # --- hanging up -------------------------------------------------------------------------------
 
 NEW_REQUEST = (
