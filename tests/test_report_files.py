@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,16 @@ def test_html_is_rtl_persian_with_definitions_and_charts(
 
 def test_charts_use_the_registered_persian_font() -> None:
     assert charts.font_family() == "Vazirmatn"
+
+
+def test_a_serving_node_loads_the_chart_library_only_to_draw_a_report() -> None:
+    """matplotlib takes about half a second to import: not at every server start."""
+    loaded = "import sys; print('matplotlib' in sys.modules)"
+    program = f"import ivr.server, ivr.web.app, ivr.scheduler; {loaded}; "
+    program += f"from ivr.reports.render import render_report; {loaded}"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
     from matplotlib import font_manager
 
     found = font_manager.findfont(font_manager.FontProperties(family="Vazirmatn"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 from functools import cache
-from pathlib import Path
 
 import matplotlib
 
@@ -25,9 +24,8 @@ from matplotlib.ticker import FuncFormatter
 from ivr.clock import fa_digits
 from ivr.reports.definitions import report_words
 from ivr.reports.figures import WAIT_BUCKETS, Figures
+from ivr.reports.typeface import FONT_FILES
 
-FONT_DIR = Path(__file__).with_name("fonts")
-FONT_FILES = (FONT_DIR / "Vazirmatn-Regular.ttf", FONT_DIR / "Vazirmatn-Bold.ttf")
 FUNNEL_NODES = 12
 """The funnel shows the nodes most calls reached."""
 COLOUR = "#2f6f8f"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from ivr.reports.charts import FONT_FILES
+from ivr.reports.typeface import FONT_FILES
 
 FONT_CSS = "\n".join(
     f"@font-face {{ font-family: Vazirmatn; font-weight: {weight}; "

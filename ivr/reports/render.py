@@ -17,7 +17,6 @@ import jdatetime
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ivr.clock import fa_digits, jalali, utcnow
-from ivr.reports import charts
 from ivr.reports.definitions import report_words
 from ivr.reports.figures import Figures
 
@@ -112,6 +111,10 @@ def render_report(
     words = report_words()
     chart_svgs: dict[str, str] = {}
     if full:
+        # Imported late: matplotlib takes about half a second to load, which a node that
+        # serves calls and never draws a report need not pay at start.
+        from ivr.reports import charts
+
         chart_svgs = {
             "hours": charts.calls_per_hour(figures),
             "waits": charts.wait_distribution(figures),
