@@ -18,7 +18,7 @@ import anyio.to_thread
 import uvicorn
 
 from ivr.scheduler import SchedulerStatus, run_scheduler
-from ivr.services import build_services
+from ivr.services import build_services, warm_up
 from ivr.settings import Settings
 from ivr.telephony.asterisk import agi_server
 from ivr.web.app import create_app
@@ -77,6 +77,7 @@ def run_hotline(settings: Settings, host: str, port: int, *, scheduler: bool) ->
     shown_host, shown_port = web_socket.getsockname()[:2]
     log.info("web app listening on %s", web_url(shown_host, shown_port))
     try:
+        warm_up(services, settings.province)  # once both ports are ours: a taken one is one line
         # The app is told the real bind address (the /try page is open only on loopback).
         app = create_app(settings.model_copy(update={"web_host": host}), services, scheduler=status)
         config = uvicorn.Config(

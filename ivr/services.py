@@ -14,6 +14,7 @@ from ivr.calendar import load_policies
 from ivr.calendar.agent_hours import AgentHours, load_agent_hours
 from ivr.calendar.store import CachedCalendar, SlaClock
 from ivr.callbacks.service import CallbackService
+from ivr.clock import utcnow
 from ivr.followup_guard import FollowupGuard
 from ivr.session import Services
 from ivr.settings import Settings
@@ -39,6 +40,15 @@ def build_services(settings: Settings, *, outage_ok: bool = False) -> Services:
             per_caller=settings.followup_tries_per_caller,
         ),
     )
+
+
+def warm_up(services: Services, province: str) -> None:
+    """Set one deadline now, as a ticket would: the calendar is read from the database at start,
+    not inside the first caller's confirm (about 100 ms). An unreachable database leaves the
+    seeded calendar, as it would for that caller."""
+    tickets = services.tickets
+    if tickets.sla is not None:
+        tickets.sla.deadlines(tickets.categories.codes[0], province, utcnow())
 
 
 def agent_availability(settings: Settings, calendar: CachedCalendar) -> AgentAvailability:

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, func, select
 
 from ivr.flow.outcomes import CallEnd, CallOutcome, EventKind, StepOutcome
+from ivr.services import build_services, warm_up
 from ivr.settings import Settings
 from ivr.tickets.allocator import TrackingAllocator
 from ivr.tickets.calls import CallStore, StepRecord
@@ -341,3 +343,34 @@ def test_a_broken_spool_file_does_not_block_the_others(db: Database, tmp_path: P
     assert service.replay_spool() == 1
     assert broken.exists()  # left for a human to look at
     assert len(service.latest()) == 1
+
+
+# --- a server reads the calendar at start ---------------------------------------------------
+
+
+def _calendar_queries_in_first_ticket(settings: Settings, *, warm: bool) -> list[str]:
+    services = build_services(settings)
+    if warm:
+        warm_up(services, "qom")
+    statements: list[str] = []
+    listen = event.listens_for(services.tickets.engine, "before_cursor_execute")
+    listen(lambda _c, _cur, sql, *_rest: statements.append(sql))
+    services.tickets.create(draft(), call_key="twilio:CA-first")
+    return [sql for sql in statements if "holiday" in sql or "thursday_rule" in sql]
+
+
+def test_a_warm_start_reads_the_calendar_before_the_first_caller_confirms(tmp_path: Path):
+    cold = Settings(storage_dir=tmp_path / "cold", database_url="")
+    warm = Settings(storage_dir=tmp_path / "warm", database_url="")
+    assert _calendar_queries_in_first_ticket(cold, warm=False)  # the case being avoided
+    assert _calendar_queries_in_first_ticket(warm, warm=True) == []
+
+
+def test_a_warm_start_with_the_database_out_of_reach_still_starts(tmp_path: Path):
+    down = tmp_path / "down"
+    down.mkdir()  # a directory is no database: every query fails
+    settings = Settings(storage_dir=tmp_path / "storage", database_url=f"sqlite:///{down}")
+    services = build_services(settings, outage_ok=True)
+    warm_up(services, "qom")
+    created = services.tickets.create(draft(), call_key="twilio:CA-down")
+    assert created.spooled  # the request kept for the database, as without warming
