@@ -7,8 +7,9 @@ For each backend, in a process of its own (so peak memory is that backend's alon
    About 2 % are open and past their deadline (every 50th ticket whose deadline has passed), the
    recent ones are open with a deadline to come, and the rest are answered or closed;
 2. tickets created per second through ``TicketService.create`` (the path a caller's ticket takes,
-   deadlines from the database calendar included, keyed tracking numbers), one thread. On
-   SQLite each commit's fsync is most of it: ``synchronous`` (reported) decides the figure;
+   deadlines from the database calendar included, keyed tracking numbers), one thread. SQLite
+   runs in WAL with ``synchronous=NORMAL`` (reported), so a commit waits for no fsync: the two
+   inserts, into the ticket's eleven indexes, are most of it;
 3. tracking-number lookups through ``TicketService.get`` on random existing numbers: p50 / p99;
 4. the overdue watch (``ivr.escalation.watch``): the first pass, which escalates every overdue
    ticket at once (a catch-up, e.g. after the scheduler was down), and the next, the every-minute
