@@ -16,10 +16,12 @@ from desk_sse import SseReader
 
 from ivr.clock import utcnow
 from ivr.desk_events import DeskEvents, desk_events
+from ivr.flow.node_names import node_name
 from ivr.flow.outcomes import EventKind, StepOutcome
 from ivr.tickets.calls import StepRecord
 from ivr.tickets.db import make_engine
 from ivr.tickets.service import TicketDraft
+from ivr.web.desk.render import status_names
 
 CALLER = "09121234567"
 
@@ -46,7 +48,7 @@ def queued_call(site: DeskSite, external_id: str) -> None:
     calls.save_turn(
         call_id,
         "{}",
-        [StepRecord("greeting", EventKind.DIGITS, "0", StepOutcome.TRANSFER_REQUESTED)],
+        [StepRecord("main", EventKind.DIGITS, "0", StepOutcome.TRANSFER_REQUESTED)],
     )
 
 
@@ -72,8 +74,13 @@ def test_the_pop_reaches_the_agents_open_desk_and_no_other(site: DeskSite) -> No
         pop = sara_pops.next(timeout=1.0)
         assert pop.received - pushed < 1.0
         assert pop.event == "pop" and pop.data["number"] == CALLER
-        assert [s["node"] for s in pop.data["steps"]] == ["greeting"]
+        assert [s["node"] for s in pop.data["steps"]] == ["main"]
         assert [t["tracking"] for t in pop.data["tickets"]] == [earlier]  # not Tehran's
+        # People read Persian: the menu's name and the earlier ticket's status, not their codes.
+        status = pop.data["tickets"][0]["status"]
+        assert f">{node_name('main')}</span> کلید" in pop.data["html"]
+        assert f"<td>{status_names()[status]}</td>" in pop.data["html"]
+        assert f"<td>{status}</td>" not in pop.data["html"]
         assert elsewhere not in pop.data["html"]
         assert f"/desk/pop/{pop.id}/attach" in pop.data["html"]
         assert 'name="csrf_token"' in pop.data["html"]

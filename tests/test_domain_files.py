@@ -1,4 +1,4 @@
-"""The categories and agencies files: what they drive, and the clear errors for a bad one.
+"""The categories, agencies and node-name files: what they drive, the clear errors for a bad one.
 
 The changed-file tests point the loaders at a copy in a temporary folder (the installed file is
 left alone) and check that the menu keys, the prompt catalogue, the SLA budgets and the ticket
@@ -16,7 +16,10 @@ from ivr import agencies, categories
 from ivr.calendar import SlaPolicy, load_policies
 from ivr.datafile import DataFileError
 from ivr.flow import menus
+from ivr.flow.node_names import node_name, node_names
+from ivr.flow.state import CallState
 from ivr.prompts import AGENCIES_SOURCE, CATEGORIES_SOURCE, load_catalog
+from ivr.provinces import provinces_dir
 
 REPO_PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 EXTRA = """
@@ -172,3 +175,14 @@ def test_the_installed_agencies() -> None:
     assert all(a.email.endswith(".example") for a in found.items)  # placeholders, never mailed
     with pytest.raises(agencies.UnknownAgency, match="unknown agency 'nowhere'"):
         found.require("nowhere")
+
+
+def test_every_menu_node_has_a_persian_name_and_no_name_is_left_over() -> None:
+    """What agents and supervisors read for a call's path: a node added without a name would
+    show its id, a node removed would leave a name nobody sees."""
+    nodes = {CallState().node}
+    for province in sorted(provinces_dir().glob("*.toml")):
+        nodes |= set(menus.menus_for(province.stem))
+    assert set(node_names()) == nodes
+    assert all("\u0600" <= name[0] <= "\u06ff" for name in node_names().values())
+    assert node_name("greeting") == "greeting"  # a stored path's node no longer in the menus

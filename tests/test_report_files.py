@@ -15,6 +15,7 @@ import report_day
 from needs import need
 from report_day import DAY
 
+from ivr.flow.node_names import node_name
 from ivr.reports import charts
 from ivr.reports.definitions import report_words
 from ivr.reports.store import StoredReport, jalali_folder, write_report
@@ -65,6 +66,8 @@ def test_html_is_rtl_persian_with_definitions_and_charts(
     assert html.count("<svg") >= 3  # hours, waits, funnel
     assert "<th>تماس‌های دریافتی</th><td>۷</td>" in html
     assert "۵۰٫۰٪" in html  # abandon rate, service level
+    # The drop-off table names each menu in Persian, its id beside it for the menu drawing.
+    assert f'<td>{node_name("main")} <span class="n id">main</span></td>' in html
     assert "Traceback" not in html
 
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from ivr.clock import fa_digits
+from ivr.flow.node_names import node_name
 from ivr.reports.definitions import report_words
 from ivr.reports.figures import WAIT_BUCKETS, Figures
 from ivr.reports.typeface import FONT_FILES
@@ -95,7 +96,7 @@ def drop_off_funnel(figures: Figures) -> str:
     nodes = figures.nodes[:FUNNEL_NODES]
     figure = _figure(height=max(2.0, 0.35 * len(nodes) + 1.0))
     axes = figure.subplots()
-    names = [n.node for n in reversed(nodes)]
+    names = [node_name(n.node) for n in reversed(nodes)]
     axes.barh(names, [n.reached for n in reversed(nodes)], color="#b8d4e3", label=words["reached"])
     axes.barh(names, [n.dropped for n in reversed(nodes)], color="#c0392b", label=words["dropped"])
     axes.set_title(words["chart_funnel"])

@@ -17,6 +17,7 @@ import jdatetime
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ivr.clock import fa_digits, jalali, utcnow
+from ivr.flow.node_names import node_name
 from ivr.reports.definitions import report_words
 from ivr.reports.figures import Figures
 
@@ -126,6 +127,7 @@ def render_report(
         "secs": seconds,
         "hour": hour,
         "when": lambda moment: fa_digits(jalali(moment)),
+        "node_name": node_name,
     }
     context: dict[str, Any] = {
         "t": words.text,

@@ -21,11 +21,12 @@ from sse_starlette.sse import EventSourceResponse
 
 from ivr.call_tickets import CallTicketError, attach_call, new_ticket_for_call
 from ivr.desk_events import DeskEvent, desk_events
+from ivr.flow.node_names import node_name
 from ivr.screen_pop import build_pop
 from ivr.web.desk import desk_router
 from ivr.web.desk.csrf import FIELD
 from ivr.web.desk.deps import ApiUser, Context, CurrentUser, DeskUser, get_desk
-from ivr.web.desk.render import page
+from ivr.web.desk.render import page, status_names
 from ivr.web.pages import templates
 
 router = desk_router()
@@ -43,6 +44,8 @@ def _panel(ctx: Any, user: DeskUser, pop: Any, root: str) -> str:
         csrf_field=FIELD,
         csrf_token=user.csrf_token,
         categories=ctx.services.tickets.categories.names(),
+        status_names=status_names(),
+        node_name=node_name,
     )
 
 
