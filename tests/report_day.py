@@ -330,7 +330,7 @@ def _tickets() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         )
 
     # qom
-    ticket(1, "qom", at(9, 5), at(16, days=5), "in_review", place="qom-city")
+    ticket(1, "qom", at(9, 5), at(16, days=5), "in_review", place="shokouhieh")
     event(1, at(12, 0), "status", "registered", "in_review", "agent-a")
     ticket(
         2,
@@ -338,7 +338,7 @@ def _tickets() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         at(9, days=-10),
         at(16, days=-2),
         "referred",
-        category="price",
+        category="consumer",
         agency="tazirat",
         level=1,
     )
@@ -358,7 +358,9 @@ def _tickets() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ticket(7, "qom", at(0, 1, days=1), at(16, days=6), "registered")
     ticket(8, "qom", at(9, days=-2), at(16, days=3), "answered")
     event(8, at(1, 0, days=1), "status", "registered", "answered", "agent-a")
-    ticket(9, "qom", at(0, 1), at(16, days=5), "registered", category="price", channel="asterisk")
+    ticket(
+        9, "qom", at(0, 1), at(16, days=5), "registered", category="consumer", channel="asterisk"
+    )
     # tehran
     ticket(21, "tehran", at(11, 5), at(16, days=5), "registered")
     ticket(22, "tehran", at(9, days=-10), at(16, days=-1), "referred", agency="edare", level=1)

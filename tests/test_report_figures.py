@@ -71,9 +71,9 @@ def test_callbacks_requested_placed_reached_failed(figures_of) -> None:  # type:
 def test_tickets_as_the_day_ended(figures_of) -> None:  # type: ignore[no-untyped-def]
     qom: Figures = figures_of("qom")
     assert qom.tickets_new == 2
-    assert qom.new_by_category == {"price": 1, "trade": 1}
+    assert qom.new_by_category == {"consumer": 1, "trade": 1}
     assert qom.new_by_channel == {"asterisk": 1, "twilio": 1}
-    assert qom.new_by_place == {"": 1, "qom-city": 1}
+    assert qom.new_by_place == {"": 1, "shokouhieh": 1}
     assert (qom.tickets_answered, qom.tickets_closed) == (1, 1)
     # Ticket 8 was answered after the day: still open at its end.
     assert qom.tickets_open == 6

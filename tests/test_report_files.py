@@ -15,7 +15,10 @@ import report_day
 from needs import need
 from report_day import DAY
 
+from ivr import categories
+from ivr.agencies import agency_name
 from ivr.flow.node_names import node_name
+from ivr.provinces import load_province
 from ivr.reports import charts
 from ivr.reports.definitions import report_words
 from ivr.reports.store import StoredReport, jalali_folder, write_report
@@ -68,6 +71,13 @@ def test_html_is_rtl_persian_with_definitions_and_charts(
     assert "۵۰٫۰٪" in html  # abandon rate, service level
     # The drop-off table names each menu in Persian, its id beside it for the menu drawing.
     assert f'<td>{node_name("main")} <span class="n id">main</span></td>' in html
+    # Categories, places and agencies by their names in the data files, never their codes.
+    names = {**categories.load_categories().names(), "tazirat": agency_name("tazirat")}
+    names["shokouhieh"] = load_province("qom").place("shokouhieh").name  # type: ignore[union-attr]
+    for code in names:
+        assert f"<td>{code}</td>" not in html
+    for code in ("trade", "consumer", "shokouhieh", "tazirat"):
+        assert f"<td>{names[code]}</td>" in html
     assert "Traceback" not in html
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import jdatetime
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ivr.agencies import agency_name
+from ivr.categories import load_categories
 from ivr.clock import fa_digits, jalali, utcnow
 from ivr.flow.node_names import node_name
 from ivr.reports.definitions import report_words
@@ -89,6 +91,27 @@ def scope_name(province: str | None) -> str:
     return f"{words['province']} {name}"
 
 
+@cache
+def category_names() -> dict[str, str]:
+    return load_categories().names()
+
+
+def place_names(province: str | None) -> dict[str, str]:
+    """Each place's Persian name by id: the province's, or (the national report) every
+    province's. A code no file lists any more shows as itself."""
+    from ivr.provinces import ProvinceError, load_province, provinces_dir
+
+    codes = [province] if province else sorted(p.stem for p in provinces_dir().glob("*.toml"))
+    names: dict[str, str] = {}
+    for code in codes:
+        try:
+            found = load_province(code)
+        except ProvinceError:
+            continue
+        names |= {place.id: place.name for place in (*found.towns, *found.zones)}
+    return names
+
+
 def _value(figures: Figures, figure: str) -> str:
     value = getattr(figures, figure)
     if figure in ("containment", "abandon_rate", "service_level", "sla_compliance"):
@@ -121,6 +144,7 @@ def render_report(
             "waits": charts.wait_distribution(figures),
             "funnel": charts.drop_off_funnel(figures),
         }
+    places = place_names(figures.province)
     helpers: dict[str, Callable[..., str]] = {
         "n": number,
         "pct": percent,
@@ -128,6 +152,9 @@ def render_report(
         "hour": hour,
         "when": lambda moment: fa_digits(jalali(moment)),
         "node_name": node_name,
+        "category_name": lambda code: category_names().get(code, code),
+        "place_name": lambda code: places.get(code, code),
+        "agency_name": agency_name,
     }
     context: dict[str, Any] = {
         "t": words.text,
