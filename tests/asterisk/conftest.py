@@ -13,18 +13,17 @@ Skipped only where a chroot cannot be made (not root); CI runs as root.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from needs import need_pbx
 
 from ivr.devtools.testpbx import (
     DEFAULT_ROOT,
     TestPbx,
-    cannot_run_reason,
     free_port,
     free_tcp_udp_port,
 )
@@ -34,11 +33,7 @@ from ivr.telephony.ami import AmiClient, Originated
 
 @pytest.fixture(scope="session")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPbx]:
-    reason = cannot_run_reason()
-    if reason:
-        if os.environ.get("IVR_TEST_REQUIRE_PBX", "") not in ("", "0"):
-            pytest.fail(f"IVR_TEST_REQUIRE_PBX is set but {reason}")
-        pytest.skip(f"no test PBX here: {reason}")
+    need_pbx()
     rtp_base = random.randrange(20000, 29000, 100)
     pbx = TestPbx(
         DEFAULT_ROOT,

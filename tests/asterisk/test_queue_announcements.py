@@ -15,12 +15,12 @@ is untouched).
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import time
 from collections.abc import Iterator
 
 import pytest
+from needs import need_pbx
 from queue_helpers import (
     TEST_QUEUE,
     Caller,
@@ -35,7 +35,6 @@ from queue_helpers import (
 from ivr.devtools.testpbx import (
     DEFAULT_ROOT,
     TestPbx,
-    cannot_run_reason,
     free_port,
     free_tcp_udp_port,
 )
@@ -45,11 +44,7 @@ from ivr.telephony.ami import AmiClient
 
 @pytest.fixture(scope="module")
 def clock_pbx(tmp_path_factory: pytest.TempPathFactory, prompts_built) -> Iterator[TestPbx]:
-    reason = cannot_run_reason()
-    if reason:
-        if os.environ.get("IVR_TEST_REQUIRE_PBX", "") not in ("", "0"):
-            pytest.fail(f"IVR_TEST_REQUIRE_PBX is set but {reason}")
-        pytest.skip(f"no test PBX here: {reason}")
+    need_pbx()
     rtp_base = random.randrange(30000, 39000, 100)
     pbx = TestPbx(
         DEFAULT_ROOT,
