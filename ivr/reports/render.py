@@ -91,11 +91,6 @@ def scope_name(province: str | None) -> str:
     return f"{words['province']} {name}"
 
 
-@cache
-def category_names() -> dict[str, str]:
-    return load_categories().names()
-
-
 def place_names(province: str | None) -> dict[str, str]:
     """Each place's Persian name by id: the province's, or (the national report) every
     province's. A code no file lists any more shows as itself."""
@@ -144,7 +139,7 @@ def render_report(
             "waits": charts.wait_distribution(figures),
             "funnel": charts.drop_off_funnel(figures),
         }
-    places = place_names(figures.province)
+    categories, places = load_categories().names(), place_names(figures.province)
     helpers: dict[str, Callable[..., str]] = {
         "n": number,
         "pct": percent,
@@ -152,7 +147,7 @@ def render_report(
         "hour": hour,
         "when": lambda moment: fa_digits(jalali(moment)),
         "node_name": node_name,
-        "category_name": lambda code: category_names().get(code, code),
+        "category_name": lambda code: categories.get(code, code),
         "place_name": lambda code: places.get(code, code),
         "agency_name": agency_name,
     }
