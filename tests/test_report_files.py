@@ -83,6 +83,10 @@ def test_html_is_rtl_persian_with_definitions_and_charts(
 
 def test_charts_use_the_registered_persian_font() -> None:
     assert charts.font_family() == "Vazirmatn"
+    from matplotlib import font_manager
+
+    found = font_manager.findfont(font_manager.FontProperties(family="Vazirmatn"))
+    assert Path(found).name == "Vazirmatn-Regular.ttf"  # not a DejaVu fallback
 
 
 def test_a_serving_node_loads_the_chart_library_only_to_draw_a_report() -> None:
@@ -93,10 +97,6 @@ def test_a_serving_node_loads_the_chart_library_only_to_draw_a_report() -> None:
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
-    from matplotlib import font_manager
-
-    found = font_manager.findfont(font_manager.FontProperties(family="Vazirmatn"))
-    assert Path(found).name == "Vazirmatn-Regular.ttf"  # not a DejaVu fallback
 
 
 def test_pdf_embeds_vazirmatn_and_renders_to_png(stored: dict[str | None, StoredReport]) -> None:
