@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -211,16 +212,18 @@ def _fa(text: str) -> str:
 
 
 def test_date_filters_take_jalali_and_iso(site: DeskSite) -> None:
-    tracking = make_ticket(site)
-    client = site.login("qom-agent")
-    today = client.get(f"/desk/tickets/{tracking}.json").json()["created_at"][:10]
-    iso = client.get("/desk/tickets", params={"from": today, "to": today}).text
-    assert _fa(tracking) in iso
     import jdatetime
 
-    from ivr.clock import tehran_today
+    from ivr.clock import tehran_date
 
-    jalali = jdatetime.date.fromgregorian(date=tehran_today()).strftime("%Y/%m/%d")
+    tracking = make_ticket(site)
+    client = site.login("qom-agent")
+    created = client.get(f"/desk/tickets/{tracking}.json").json()["created_at"]  # ISO, UTC
+    # A typed date is a Tehran day: from 20:30 UTC on, that is already the next UTC day's.
+    day = tehran_date(datetime.fromisoformat(created))
+    iso = client.get("/desk/tickets", params={"from": day.isoformat(), "to": day.isoformat()}).text
+    assert _fa(tracking) in iso
+    jalali = jdatetime.date.fromgregorian(date=day).strftime("%Y/%m/%d")
     assert _fa(tracking) in client.get("/desk/tickets", params={"from": _fa(jalali)}).text
     assert _fa(tracking) not in client.get("/desk/tickets", params={"to": "1390/01/01"}).text
     assert "خوانا نیست" in client.get("/desk/tickets", params={"from": "banana"}).text
