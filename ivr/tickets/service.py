@@ -315,7 +315,7 @@ class TicketService:
 
     def _created_for(self, call_key: str) -> CreatedTicket | None:
         """The ticket this call registered already: in the spool here, or in the database."""
-        for path in self.spool_dir.glob(f"*-{_spool_tag(call_key)}.json"):
+        for path in self._spooled_for(call_key):
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -327,6 +327,17 @@ class TicketService:
         except UNAVAILABLE:
             return None  # the insert below will find out, and spool
         return None if stored is None else CreatedTicket(stored, spooled=False)
+
+    def _spooled_for(self, call_key: str) -> list[Path]:
+        """The spool files of this call's ticket (none, unless the database was away). A
+        suffix test on the names: ``Path.glob`` compiled a new pattern for every call's key,
+        50 µs of each ticket's creation."""
+        suffix = f"-{_spool_tag(call_key)}.json"
+        try:
+            with os.scandir(self.spool_dir) as entries:
+                return [Path(entry.path) for entry in entries if entry.name.endswith(suffix)]
+        except FileNotFoundError:
+            return []
 
     def _tracking_for(self, call_key: str) -> str | None:
         with self._single.connect() as connection:
