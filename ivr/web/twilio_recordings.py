@@ -28,6 +28,7 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -128,9 +129,17 @@ def _same_origin(a: str, b: str) -> bool:
     return (one.scheme, one.hostname, one.port) == (two.scheme, two.hostname, two.port)
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A recording on disk, and its length (read while checking it is a WAV)."""
+
+    path: Path
+    seconds: float
+
+
 async def fetch(
     url: str, folder: Path, name: str, settings: Settings, form_account: str | None
-) -> Path:
+) -> Fetched:
     """Download the recording at ``url`` into ``folder/name``; ``RecordingRefused`` or a
     ``urllib3`` error otherwise, with nothing left on disk."""
     prefix = allowed_prefix(settings, form_account)
@@ -172,13 +181,13 @@ class _Download:
         self._done = False
         self._reply: urllib3.BaseHTTPResponse | None = None
 
-    def run(self) -> Path:
+    def run(self) -> Fetched:
         self._remaining()  # it may have waited for a thread until too late
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
         try:
             self._download()
-            read_wav_info(self.partial)  # raises on anything that is not a WAV we can play
+            seconds = read_wav_info(self.partial).duration  # raises unless a WAV we can play
             with self._lock:
                 if self._abandoned:
                     raise RecordingRefused("the webhook stopped waiting")
@@ -187,7 +196,7 @@ class _Download:
         except BaseException:
             self.partial.unlink(missing_ok=True)
             raise
-        return self.path
+        return Fetched(self.path, seconds)
 
     def abandon(self) -> None:
         with self._lock:
