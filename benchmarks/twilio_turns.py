@@ -31,8 +31,13 @@ about S seconds between a call's turns, as prompts play in a real call, and star
 random over one call's length: ``--concurrency 200 --pause 2`` is 200 calls in progress, the
 load the latency target is about.
 
+``--by-step`` then takes the calls through their steps together — every call's first webhook,
+then every call's second, … — and reads the server's CPU around each step and around as many
+pings: what each kind of turn costs against the floor, which the call phase's average mixes.
+
     .venv/bin/python benchmarks/twilio_turns.py --calls 200 --concurrency 50
     .venv/bin/python benchmarks/twilio_turns.py --calls 400 --concurrency 200 --pause 2 --rounds 1
+    .venv/bin/python benchmarks/twilio_turns.py --calls 300 --concurrency 40 --by-step
 
 Exit status: 0 all calls completed, 1 a call failed (the server's log is printed when the
 benchmark started it), 3 the time limit cut a phase short.
@@ -202,36 +207,44 @@ async def one_call(
     for index, step in enumerate(steps):
         if index and pause_s:
             await asyncio.sleep(pause_s * random.uniform(0.5, 1.5))
-        url, params, headers = caller.request(step.path, step.extra)
-        started = time.perf_counter()
-        try:
-            reply = await client.post(url, data=params, headers=headers)
-        except httpx.HTTPError as exc:
-            phase.calls_failed += 1
-            phase.errors.append(f"turn {index} {step.path}: {type(exc).__name__}: {exc}")
+        if not await take_turn(client, caller, index, step, phase):
             return
-        elapsed = time.perf_counter() - started
-        ok = (
-            reply.status_code == 204
-            if step.expect == "204"
-            else reply.status_code == 200 and step.expect in reply.text
-        )
-        if not ok:
-            phase.calls_failed += 1
-            phase.errors.append(
-                f"turn {index} {step.path} {step.extra}: HTTP {reply.status_code} "
-                f"{reply.text[:300]!r}"
-            )
-            return
-        phase.latencies.append(elapsed)
-        phase.by_step.setdefault(step.label, []).append(elapsed)
-        caller.status = "in-progress"
-        turn = TURN.search(reply.text)
-        caller.turn = turn.group(1) if turn else caller.turn
-        span = TRACKING_SPAN.search(reply.text)
-        if span:
-            phase.trackings.add("".join(DIGIT.findall(span.group(1))))
     phase.calls_completed += 1
+
+
+async def take_turn(
+    client: httpx.AsyncClient, caller: Caller, index: int, step: Step, phase: Phase
+) -> bool:
+    """One webhook of the call and its check; False (the call failed) if the answer is wrong."""
+    url, params, headers = caller.request(step.path, step.extra)
+    started = time.perf_counter()
+    try:
+        reply = await client.post(url, data=params, headers=headers)
+    except httpx.HTTPError as exc:
+        phase.calls_failed += 1
+        phase.errors.append(f"turn {index} {step.path}: {type(exc).__name__}: {exc}")
+        return False
+    elapsed = time.perf_counter() - started
+    ok = (
+        reply.status_code == 204
+        if step.expect == "204"
+        else reply.status_code == 200 and step.expect in reply.text
+    )
+    if not ok:
+        phase.calls_failed += 1
+        phase.errors.append(
+            f"turn {index} {step.path} {step.extra}: HTTP {reply.status_code} {reply.text[:300]!r}"
+        )
+        return False
+    phase.latencies.append(elapsed)
+    phase.by_step.setdefault(step.label, []).append(elapsed)
+    caller.status = "in-progress"
+    turn = TURN.search(reply.text)
+    caller.turn = turn.group(1) if turn else caller.turn
+    span = TRACKING_SPAN.search(reply.text)
+    if span:
+        phase.trackings.add("".join(DIGIT.findall(span.group(1))))
+    return True
 
 
 @asynccontextmanager
@@ -324,6 +337,51 @@ async def run_ping(
         phase.seconds = time.perf_counter() - started
         phase.client_cpu = time.process_time() - cpu
     return phase
+
+
+async def run_by_step(
+    served: Served, recording_url: str, calls: int, concurrency: int, limit_s: float
+) -> tuple[list[tuple[str, float]], Phase]:
+    """Every call's first step, then every call's second, …, the server's CPU read around each
+    step; then as many pings. Each step's CPU per request, and the pings' (the floor): which
+    turns cost what the call-phase average mixes."""
+    phase = Phase("by step")
+    validator = RequestValidator(served.token)
+    callers = [Caller(served.base_url, validator) for _ in range(calls)]
+    costs: list[tuple[str, float]] = []
+    async with client_pool(concurrency) as clients:
+
+        async def turn(caller: Caller, index: int, step: Step) -> bool:
+            client = await clients.get()
+            try:
+                return await take_turn(client, caller, index, step, phase)
+            finally:
+                clients.put_nowait(client)
+
+        for index, step in enumerate(call_steps(recording_url)):
+            before = served.cpu_seconds()
+            answered = await asyncio.gather(*(turn(caller, index, step) for caller in callers))
+            after = served.cpu_seconds()
+            if before is None or after is None or not callers:
+                break
+            costs.append((step.label, (after - before) / len(callers)))
+            callers = [caller for caller, ok in zip(callers, answered, strict=True) if ok]
+    before = served.cpu_seconds()
+    ping = await run_ping(served.base_url, served.token, calls, concurrency, limit_s)
+    after = served.cpu_seconds()
+    if before is not None and after is not None and ping.turns:
+        costs.append(("/twiml/ping", (after - before) / ping.turns))
+    phase.errors += ping.errors
+    return costs, phase
+
+
+def by_step_lines(costs: list[tuple[str, float]], calls: int) -> list[str]:
+    floor = costs[-1][1] if costs and costs[-1][0] == "/twiml/ping" else 0.0
+    lines = [f"by step ({calls} calls, one step at a time): server CPU per request, ÷ the floor"]
+    for label, seconds in costs:
+        ratio = f"{seconds / floor:5.1f}×" if floor else ""
+        lines.append(f"    {label:18s} {seconds * 1000:6.2f} ms  {ratio}")
+    return lines
 
 
 # --- the server and the recording ----------------------------------------------------------------
@@ -563,6 +621,13 @@ def main(argv: list[str] | None = None) -> int:
         "that many calls in progress, as a hotline has them",
     )
     parser.add_argument(
+        "--by-step",
+        action="store_true",
+        help="then each step of the call for all --calls at once, one step after the other, "
+        "with the server's CPU per request of each (its /proc figure is in 10 ms units: give "
+        "--calls 300 or more)",
+    )
+    parser.add_argument(
         "--no-pin",
         action="store_true",
         help="let the server share every CPU with the simulated Twilio (default: the server "
@@ -578,6 +643,8 @@ def main(argv: list[str] | None = None) -> int:
     token = args.token or os.environ.get("IVR_TWILIO_AUTH_TOKEN", "")
     if args.base_url and not token:
         parser.error("--base-url needs --token or IVR_TWILIO_AUTH_TOKEN")
+    if args.base_url and args.by_step:
+        parser.error("--by-step reads the CPU of the server it starts: not with --base-url")
 
     server_cpus = None
     cpus = sorted(os.sched_getaffinity(0))
@@ -692,6 +759,15 @@ def report(
             "note: the simulated Twilio kept a CPU busy during the floor phase, so the floor's "
             "turns/s is bounded by the client here, not by the server"
         )
+    if args.by_step:
+        costs, stepped = asyncio.run(
+            run_by_step(served, recording_url, args.calls, args.concurrency, args.max_seconds)
+        )
+        for line in by_step_lines(costs, args.calls):
+            print(line)
+        if stepped.calls_failed or stepped.errors:
+            print(f"by step: {len(stepped.errors)} failed; the first: {stepped.errors[0]}")
+            return 1
     if flow.calls_failed or ping.errors:
         return 1
     return 3 if flow.calls_unfinished or ping.turns < flow.turns else 0
