@@ -342,10 +342,10 @@ async def run_ping(
 async def run_by_step(
     served: Served, recording_url: str, calls: int, concurrency: int
 ) -> tuple[list[tuple[str, float]], Phase]:
-    """Every call's first step, then every call's second, …, the server's CPU read around each
-    step; then a ping for each call. Each step's CPU per request, and the ping's (the floor,
+    """A ping for each call, then every call's first step, then every call's second, …, the
+    server's CPU read around each. Each step's CPU per request, and the ping's (the floor,
     last): which turns cost what the call phase's average mixes. A first round of pings opens
-    the connections, so that no step pays for them."""
+    the connections, so that neither the floor nor a step pays for them."""
     phase = Phase("by step")
     validator = RequestValidator(served.token)
     callers = [Caller(served.base_url, validator) for _ in range(calls)]
@@ -369,13 +369,16 @@ async def run_by_step(
             return spent
 
         await everyone(-1, PING_STEP)
+        floor = await everyone(-1, PING_STEP)
         for caller in callers:
             caller.status = "ringing"  # as a new call's first webhook says
-        for index, step in enumerate([*call_steps(recording_url), PING_STEP]):
+        for index, step in enumerate(call_steps(recording_url)):
             spent = await everyone(index, step)
             if spent is None or not callers:
                 break
             costs.append((step.label, spent))
+    if floor is not None:
+        costs.append((PING_STEP.label, floor))
     return costs, phase
 
 
