@@ -14,13 +14,26 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TypedDict
+from typing import NoReturn, TypedDict
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    String,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Session, col
 
@@ -157,6 +170,25 @@ _SAVE_TURN = {
 """By (a turn answered, the call ended, its ticket named): the ticket is only looked up when
 there is one (a spooled ticket is not found: linked later)."""
 
+_STEP_COLUMNS = ("at", "node", "event", "key", "outcome")
+_STEP_ARRAYS = {
+    name: cast(bindparam(f"s_{name}"), ARRAY(DateTime(timezone=True) if name == "at" else String))
+    for name in _STEP_COLUMNS
+}
+
+
+def _save_with_steps_statement(turned: bool, ending: bool, linked: bool) -> Insert:
+    """PostgreSQL: a turn's update and its steps as one statement, autocommitted — one round
+    trip where a transaction took four (BEGIN, UPDATE, INSERT, COMMIT), and still all or
+    nothing. The steps come as one array per column; no step is stored unless the update
+    found the call at its turn, so the rows inserted say whether it did."""
+    moved = _save_turn_statement(turned, ending, linked).returning(_CALL.c.id).cte("moved")
+    steps = func.unnest(*_STEP_ARRAYS.values()).table_valued(*_STEP_COLUMNS).render_derived()
+    rows = select(moved.c.id, *(steps.c[name] for name in _STEP_COLUMNS)).join_from(
+        moved, steps, true()
+    )
+    return insert(_STEP).from_select(["call_id", *_STEP_COLUMNS], rows)
+
 
 def _ticket_id(tracking: str) -> ScalarSelect[int]:
     """The stored ticket's id, inside the call's update (NULL while it waits in the spool)."""
@@ -186,6 +218,16 @@ class CallStore:
         """Every turn's statements, prepared (:mod:`ivr.tickets.prepared`): SQLAlchemy's work
         around each execution cost more than SQLite's share of the turn."""
         dialect = engine.dialect.name
+        self._saves_with_steps = (
+            {
+                shape: Prepared(_save_with_steps_statement(*shape), engine.dialect)
+                for shape in _SAVE_TURN
+            }
+            if dialect == "postgresql"
+            else None
+        )
+        """PostgreSQL: a turn's save as one autocommitted statement (SQLite has no UPDATE in
+        a WITH clause; its transaction is no round trip anyway)."""
         insert_of = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}.get(dialect)
         self._open_insert = (
             None
@@ -244,7 +286,7 @@ class CallStore:
             "state": "{}",
             "turn": 0,
         }
-        with self.engine.begin() as connection:
+        with self._single.begin() as connection:  # PostgreSQL: one autocommitted statement
             if self._open_insert is not None:
                 made = self._open_insert.scalar(connection, values)
                 if made is not None:
@@ -308,8 +350,8 @@ class CallStore:
         reply: str | None = None,
         reply_token: str | None = None,
     ) -> None:
-        """State, steps and (on the last turn) how the call ended, in one transaction: a crash
-        never leaves one without the other.
+        """State, steps and (on the last turn) how the call ended, in one transaction (one
+        statement on PostgreSQL): a crash never leaves one without the other.
 
         ``turn``: the turn this answers; the save happens only if the call is still at it
         (``TurnTaken`` otherwise, saving nothing), and ``reply`` becomes the answer given again
@@ -328,7 +370,7 @@ class CallStore:
             if ending.ticket_tracking is not None:
                 params["b_tracking"] = ending.ticket_tracking
         linked = ending is not None and ending.ticket_tracking is not None
-        statement = self._saves[(turn is not None, ending is not None, linked)]
+        shape = (turn is not None, ending is not None, linked)
         rows = [
             {
                 "call_id": call_id,
@@ -342,18 +384,17 @@ class CallStore:
         ]
         sid = self._sids.get(call_id)
         try:
-            with self.engine.begin() as connection:
-                if statement.run(connection, params) != 1:
-                    if (
-                        turn is not None
-                        and connection.execute(
-                            select(_CALL.c.id).where(_CALL.c.id == call_id)
-                        ).first()
-                    ):
-                        raise TurnTaken(f"call {call_id} has moved past turn {turn}")
-                    raise LookupError(f"no call {call_id}")
-                if rows:
-                    self._insert_steps.run_many(connection, rows)
+            if self._saves_with_steps is not None and rows:
+                params |= {f"s_{name}": [row[name] for row in rows] for name in _STEP_COLUMNS}
+                with self._single.connect() as connection:
+                    if self._saves_with_steps[shape].run(connection, params) != len(rows):
+                        self._not_saved(connection, call_id, turn)
+            else:
+                with self.engine.begin() as connection:
+                    if self._saves[shape].run(connection, params) != 1:
+                        self._not_saved(connection, call_id, turn)
+                    if rows:
+                        self._insert_steps.run_many(connection, rows)
         except SQLAlchemyError:
             if sid is not None:
                 self._remember(
@@ -364,6 +405,17 @@ class CallStore:
             self._remember(
                 sid, self._after(sid, call_id, state_json, turn, reply, reply_token), True
             )
+
+    @staticmethod
+    def _not_saved(connection: Connection, call_id: int, turn: int | None) -> NoReturn:
+        """The save changed nothing: another request answered this turn first, or (a bug)
+        the call is not there."""
+        if (
+            turn is not None
+            and connection.execute(select(_CALL.c.id).where(_CALL.c.id == call_id)).first()
+        ):
+            raise TurnTaken(f"call {call_id} has moved past turn {turn}")
+        raise LookupError(f"no call {call_id}")
 
     def _after(
         self,

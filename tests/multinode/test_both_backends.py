@@ -1,4 +1,5 @@
-"""What works on SQLite works on PostgreSQL: migrations step by step, the ticket service, the CLI.
+"""What works on SQLite works on PostgreSQL: migrations step by step, the ticket service, a
+call's turns, the CLI.
 
 Every test here runs twice, once per backend (``db_url`` from ``tests/pg.py``).
 """
@@ -16,7 +17,9 @@ from alembic.script import ScriptDirectory
 from ivr_nodes import PROJECT_ROOT, ivr_command, node_env
 from sqlalchemy import inspect, text
 
+from ivr.flow.outcomes import CallEnd, CallOutcome, EventKind, StepOutcome
 from ivr.settings import Settings
+from ivr.tickets.calls import CallStore, Ending, StepRecord, TurnTaken
 from ivr.tickets.db import alembic_config, make_engine, upgrade
 from ivr.tickets.service import TicketDraft, TicketNotFound, TicketService
 from ivr.tickets.tracking import tracking_from_sequence
@@ -101,6 +104,61 @@ def test_ticket_service_round_trip(migrated_url: str, tmp_path: Path) -> None:
         assert [v.tracking for v in service.latest()] == [created.tracking]
         with pytest.raises(TicketNotFound):
             service.set_status(tracking_from_sequence(999), "closed", "agent-1")
+    finally:
+        engine.dispose()
+
+
+def test_a_turns_save_is_all_or_nothing_on_each_backend(migrated_url: str, tmp_path: Path) -> None:
+    """PostgreSQL saves a turn as one statement (the update and its steps), SQLite in one
+    transaction: either way a turn already answered saves nothing, steps and all."""
+    engine = make_engine(migrated_url)
+    service = TicketService(engine, Settings(storage_dir=tmp_path, database_url=migrated_url))
+    store = CallStore(engine)
+    at = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    pressed = StepRecord("main", EventKind.DIGITS, "1", StepOutcome.OK, at)
+    entered = StepRecord("new.category", EventKind.DIGITS, None, StepOutcome.REPEAT, at)
+    hung_up = StepRecord("new.category", EventKind.HANGUP, None, StepOutcome.OK, at)
+    try:
+        call_id = store.open("twilio", "CAsave", "+989121234567", "124", province="qom")
+        assert store.open("twilio", "CAsave", None, None) == call_id  # a retried /voice
+
+        store.save_turn(call_id, '{"node": "a"}', [pressed, entered], turn=0, reply="<R1/>",
+                        reply_token="token-1")  # fmt: skip
+        with pytest.raises(TurnTaken):  # a retry of turn 0 that lost the race
+            store.save_turn(call_id, '{"node": "b"}', [pressed], turn=0, reply="<R2/>")
+        with pytest.raises(LookupError):
+            store.save_turn(call_id + 1000, "{}", [pressed], turn=0, reply="<R/>")
+
+        draft = TicketDraft("twilio", "qom", "industry", None, None, None, "09121234567", None)
+        tracking = service.create(draft).tracking
+        assert tracking is not None
+        ending = Ending(CallOutcome.TICKET, CallEnd.CALLER, tracking)
+        store.save_turn(call_id, '{"node": "c"}', [hung_up], ending=ending, turn=1, reply="<R3/>")
+        store.save_turn(call_id, '{"node": "d"}', [])  # a crash's save: no step, no turn
+
+        with engine.connect() as connection:
+            call = connection.execute(
+                text("SELECT state, turn, reply, reply_token, outcome, ended_by, ticket_id, "
+                     "ended_at FROM call WHERE id = :id"), {"id": call_id},
+            ).one()  # fmt: skip
+            steps = connection.execute(
+                text("SELECT node, event, key, outcome, at FROM call_step WHERE call_id = :id "
+                     "ORDER BY id"), {"id": call_id},
+            ).all()  # fmt: skip
+            ticket_id = connection.execute(
+                text("SELECT id FROM ticket WHERE tracking = :t"), {"t": tracking}
+            ).scalar()
+        assert call[:6] == ('{"node": "d"}', 2, "<R3/>", None, "ticket", "caller")
+        assert call.ticket_id == ticket_id and call.ended_at is not None
+        assert [tuple(step[:4]) for step in steps] == [
+            ("main", "digits", "1", "ok"),
+            ("new.category", "digits", None, "repeat"),
+            ("new.category", "hangup", None, "ok"),
+        ]
+        stored_at = steps[0].at
+        if isinstance(stored_at, str):  # SQLite hands its text back as written
+            stored_at = datetime.fromisoformat(stored_at)
+        assert stored_at.replace(tzinfo=UTC) == at if stored_at.tzinfo is None else stored_at == at
     finally:
         engine.dispose()
 
