@@ -132,7 +132,6 @@ _OPEN_KEYS = (
     "state",
     "turn",
 )
-_STEP_KEYS = ("call_id", "at", "node", "event", "key", "outcome")
 
 
 def _save_turn_statement(turned: bool, ending: bool, linked: bool) -> Update:
@@ -171,6 +170,7 @@ _SAVE_TURN = {
 there is one (a spooled ticket is not found: linked later)."""
 
 _STEP_COLUMNS = ("at", "node", "event", "key", "outcome")
+_STEP_KEYS = ("call_id", *_STEP_COLUMNS)
 _STEP_ARRAYS = {
     name: cast(bindparam(f"s_{name}"), ARRAY(DateTime(timezone=True) if name == "at" else String))
     for name in _STEP_COLUMNS

@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from ivr_nodes import PROJECT_ROOT, ivr_command, node_env
 from sqlalchemy import inspect, text
 
+from ivr.clock import as_aware
 from ivr.flow.outcomes import CallEnd, CallOutcome, EventKind, StepOutcome
 from ivr.settings import Settings
 from ivr.tickets.calls import CallStore, Ending, StepRecord, TurnTaken
@@ -158,7 +159,7 @@ def test_a_turns_save_is_all_or_nothing_on_each_backend(migrated_url: str, tmp_p
         stored_at = steps[0].at
         if isinstance(stored_at, str):  # SQLite hands its text back as written
             stored_at = datetime.fromisoformat(stored_at)
-        assert stored_at.replace(tzinfo=UTC) == at if stored_at.tzinfo is None else stored_at == at
+        assert as_aware(stored_at) == at
     finally:
         engine.dispose()
 
