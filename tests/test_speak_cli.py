@@ -10,6 +10,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from refusals import refusal
 
 from ivr import speech
 from ivr.prompts import audio_path, read_wav_info
@@ -32,12 +33,10 @@ def ivr_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def assert_one_clear_line(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr + done.stdout
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+    """A refused ``ivr speak KIND …``: one line naming the command and saying ``fragments``."""
+    line = refusal(done, " ".join(done.args[1:3]))  # [ivr, "speak", "number", …]
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in line, line
 
 
 # --- words --------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ivr.cli import (
     tickets,
     users,
 )
+from ivr.cli.usage import Refused
 
 app = typer.Typer(
     no_args_is_help=True, help="ivr124: the 124 hotline.", pretty_exceptions_show_locals=False
@@ -80,6 +81,8 @@ def run(argv: list[str] | None = None) -> int:
         ctx = getattr(error, "ctx", None)
         where = f"{ctx.command_path}: " if ctx is not None else "ivr: "
         return _fail(f"{where}{_one_line(error.format_message())}", error.exit_code)
+    except Refused as error:
+        return _fail(f"{_command_path(argv)}: {_one_line(str(error))}", FAILURE)
     except typer.Abort:
         return _fail("ivr: aborted", FAILURE)
     except KeyboardInterrupt:
@@ -90,6 +93,19 @@ def run(argv: list[str] | None = None) -> int:
             raise  # a bug: its traceback is what a developer needs
         return _fail(f"ivr: {message}", FAILURE)
     return status if isinstance(status, int) else 0
+
+
+def _command_path(argv: list[str] | None) -> str:
+    """The command as typed (``ivr tickets show``): the leading words of ``argv`` that name
+    a group or a command."""
+    words, command = ["ivr"], typer.main.get_command(app)
+    for word in sys.argv[1:] if argv is None else argv:
+        commands = getattr(command, "commands", None)
+        if not commands or word not in commands:
+            break
+        words.append(word)
+        command = commands[word]
+    return " ".join(words)
 
 
 def user_error(error: BaseException) -> str | None:

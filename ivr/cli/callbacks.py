@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ivr.cli.usage import fail
 from ivr.settings import get_settings
 
 if TYPE_CHECKING:
@@ -18,11 +19,6 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Callbacks callers asked for, and the agents' hours.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON output")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
 
 
 @contextmanager
@@ -35,11 +31,11 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except (CallbackError, CallbackNotFound) as error:
-        raise _fail(str(error.args[0] if error.args else error)) from None
+        fail(str(error.args[0] if error.args else error))
     except SQLAlchemyError as error:
         first = str(error).splitlines()[0]
         message = f"the database cannot be read ({first}); is it upgraded (ivr db upgrade)?"
-        raise _fail(message) from None
+        fail(message)
 
 
 def _service() -> CallbackService:
@@ -55,7 +51,7 @@ def _id(text: str) -> int:
 
     digits = normalize_digits(text).strip()
     if not digits.isdigit() or len(digits) > 12:
-        raise _fail(f"not a callback id: {text!r}")
+        fail(f"not a callback id: {text!r}")
     return int(digits)
 
 
@@ -129,7 +125,7 @@ def callbacks_list(
 ) -> None:
     """Callbacks in the order they are served (original entry time, Tehran, Jalali)."""
     if not 1 <= limit <= 100_000:
-        raise _fail("--limit must be between 1 and 100000")
+        fail("--limit must be between 1 and 100000")
     wanted = [s.strip().replace("-", "_").replace(" ", "_") for s in status or []]
     with _errors():
         rows = [_callback_json(r) for r in _service().list(wanted or None, limit=limit)]
@@ -165,7 +161,7 @@ def callbacks_show(
         service = _service()
         row = service.get(number)
         if row is None:
-            raise _fail(f"no callback {number}")
+            fail(f"no callback {number}")
         detail = _callback_json(row) | {
             "tries": [_attempt_json(a) for a in service.attempts_of(number)]
         }

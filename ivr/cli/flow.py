@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ivr.cli.usage import fail
 from ivr.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="The call flow: the menus as a picture.")
@@ -38,13 +39,11 @@ def flow_graph(
     code = province or settings.province
     known = [p.code for p in all_provinces()]
     if code not in known:
-        typer.echo(f"no province {code!r}; known: {', '.join(known)}", err=True)
-        raise typer.Exit(1)
+        fail(f"no province {code!r}; known: {', '.join(known)}")
     try:
         texts = {pid: p.text for pid, p in load_catalog(settings.prompts_dir).items()}
     except PromptError as exc:
-        typer.echo(f"cannot read the prompt catalogue: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"cannot read the prompt catalogue: {exc}")
     graph = build_graph(code, texts)
     if graph_format == GraphFormat.MERMAID:
         typer.echo(to_mermaid(graph), nl=False)
@@ -54,5 +53,4 @@ def flow_graph(
         try:
             typer.echo(dot_to_svg(to_dot(graph)), nl=False)
         except GraphvizError as exc:
-            typer.echo(f"{exc} (or use --format dot or --format mermaid)", err=True)
-            raise typer.Exit(1) from exc
+            fail(f"{exc} (or use --format dot or --format mermaid)")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ivr.cli.usage import fail
 from ivr.settings import get_settings
 
 
@@ -40,8 +41,7 @@ def call(
             try:
                 recording, note = phone_recording(recording, Path(scratch))
             except RecordingError as error:
-                typer.echo(f"ivr call: --recording {error}", err=True)
-                raise typer.Exit(1) from None
+                fail(f"--recording {error}")
             if note:
                 typer.echo(note, err=True)
         texts = {pid: prompt.text for pid, prompt in load_catalog(settings.prompts_dir).items()}

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ivr.cli.usage import fail
 from ivr.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="The prompt catalogue's audio.")
@@ -27,8 +28,7 @@ def prompts_build(
     try:
         choice = choose_voice(voice or settings.voice)
     except VoiceError as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(1) from None
+        fail(str(error))
     if choice.notice:
         typer.echo(choice.notice, err=True)
     try:
@@ -36,15 +36,13 @@ def prompts_build(
             settings.prompts_dir, voice=choice.voice, generated_dir=settings.generated_prompts_dir
         )
     except PromptError as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(1) from None
+        fail(str(error))
     from ivr.hold_music import HoldMusicError, build_hold_music
 
     try:
         build_hold_music(settings.generated_prompts_dir)  # the queue's music on Twilio
     except HoldMusicError as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(1) from None
+        fail(str(error))
     typer.echo(
         f"voice {choice.voice.name}: rendered {len(report.rendered)}, "
         f"unchanged {len(report.unchanged)}, studio {len(report.studio)}, "
@@ -62,9 +60,7 @@ def prompts_install(
     if not asterisk.is_dir():
         # Not created for you: a mistyped path would hide the prompts where Asterisk never looks.
         what = "is not a folder" if asterisk.exists() else "does not exist"
-        typer.echo(f"ivr prompts install: {asterisk} {what} (Asterisk's sounds folder, e.g. "
-                   "/usr/share/asterisk/sounds)", err=True)  # fmt: skip
-        raise typer.Exit(1)
+        fail(f"{asterisk} {what} (Asterisk's sounds folder, e.g. /usr/share/asterisk/sounds)")
     settings = get_settings()
     count = install_asterisk(
         settings.prompts_dir, asterisk, generated_dir=settings.generated_prompts_dir

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ivr.cli.usage import fail
 from ivr.settings import get_settings
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def queue_status(
 
     settings = get_settings()
     if not settings.ami_username:
-        _fail("AMI is not configured: set IVR_AMI_USERNAME and IVR_AMI_SECRET (manager.conf)")
+        fail("AMI is not configured: set IVR_AMI_USERNAME and IVR_AMI_SECRET (manager.conf)")
     name = settings.agent_queue if queue is None else (None if queue == "all" else queue)
     ami = AmiClient(
         settings.ami_host,
@@ -43,21 +44,16 @@ def queue_status(
         ami.connect(timeout=timeout)
         snapshots = fetch(ami, name)
     except AmiError as exc:
-        _fail(f"cannot ask Asterisk at {settings.ami_host}:{settings.ami_port}: {exc}")
+        fail(f"cannot ask Asterisk at {settings.ami_host}:{settings.ami_port}: {exc}")
     finally:
         ami.close()
     if name is not None and name not in snapshots:
-        _fail(f"Asterisk has no queue {name!r}")
+        fail(f"Asterisk has no queue {name!r}")
     if as_json:
         typer.echo(json.dumps([_as_json(s) for s in snapshots.values()], indent=2))
         return
     for snapshot in snapshots.values():
         typer.echo(_as_text(snapshot))
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"ivr queue status: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _as_json(s: QueueSnapshot) -> dict[str, object]:

@@ -6,10 +6,11 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from ivr.cli.usage import fail
 from ivr.settings import get_settings
 
 app = typer.Typer(
@@ -26,11 +27,6 @@ WavOption = Annotated[
 ]
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(message, err=True)
-    raise typer.Exit(1)
-
-
 def _speak(kind: str, text: str, play: bool, wav: Path | None) -> None:
     """Print the words of ``text`` read as ``kind``, then write and/or play its audio."""
     from ivr.prompts import PromptError, join_fragments
@@ -40,7 +36,7 @@ def _speak(kind: str, text: str, play: bool, wav: Path | None) -> None:
     try:
         fragments = fragments_for(kind, text)
     except ValueError as error:
-        _fail(str(error))
+        fail(str(error))
     settings = get_settings()
     prompts_dir = settings.prompts_dir
     typer.echo(fragment_words(fragments, load_fragment_texts(prompts_dir / "fragments.toml")))
@@ -48,16 +44,16 @@ def _speak(kind: str, text: str, play: bool, wav: Path | None) -> None:
         return
     player = shutil.which("play")
     if play and player is None:
-        _fail("cannot play: sox's `play` is not installed (apt-get install sox); try --wav FILE")
+        fail("cannot play: sox's `play` is not installed (apt-get install sox); try --wav FILE")
     try:
         sound = join_fragments(prompts_dir, fragments, settings.generated_prompts_dir)
     except PromptError as error:
-        _fail(str(error))
+        fail(str(error))
     if wav is not None:
         try:
             wav.write_bytes(sound)
         except OSError as error:
-            _fail(f"cannot write {wav}: {error.strerror or error}")
+            fail(f"cannot write {wav}: {error.strerror or error}")
     if play and player is not None:
         _play(player, sound)
 
@@ -69,7 +65,7 @@ def _play(player: str, sound: bytes) -> None:
         result = subprocess.run([player, "-q", handle.name], capture_output=True, check=False)
     if result.returncode != 0:
         lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        _fail(f"cannot play: {lines[-1] if lines else f'play exited with {result.returncode}'}")
+        fail(f"cannot play: {lines[-1] if lines else f'play exited with {result.returncode}'}")
 
 
 @app.command("number")
