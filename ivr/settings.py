@@ -329,18 +329,19 @@ def check_database_url(value: str) -> str:
         url = make_url(value)
     except ArgumentError:
         raise ValueError("not a database URL (sqlite:///path or postgresql://…)") from None
-    backend, driver = url.get_backend_name(), url.get_driver_name()
+    backend = url.get_backend_name()
+    if backend not in ("postgresql", "sqlite"):  # before the driver: naming it loads a dialect
+        raise ValueError(f"only SQLite and PostgreSQL are supported, not {backend}")
+    driver = url.get_driver_name()
     if backend == "postgresql":
         if driver not in ("psycopg", "psycopg2"):  # psycopg2 is SQLAlchemy's default name
             raise ValueError(f"PostgreSQL is reached through psycopg, not {driver}")
         if not url.database:
             raise ValueError("the URL names no database")
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    if backend == "sqlite":
-        if driver != "pysqlite":
-            raise ValueError(f"SQLite is reached through Python's sqlite3, not {driver}")
-        return value
-    raise ValueError(f"only SQLite and PostgreSQL are supported, not {backend}")
+    if driver != "pysqlite":
+        raise ValueError(f"SQLite is reached through Python's sqlite3, not {driver}")
+    return value
 
 
 @lru_cache

@@ -31,6 +31,7 @@ BAD = [
     ("province", "atlantis", "no such province 'atlantis'"),
     ("province", "../qom", "no such province"),
     ("database_url", "mysql://u@h/db", "only SQLite and PostgreSQL"),
+    ("database_url", "foo://u@h/db", "only SQLite and PostgreSQL"),  # no dialect of that name
     ("database_url", "not a url", "not a database URL"),
     ("database_url", "postgresql+asyncpg://u@h/db", "through psycopg"),
     ("smtp_url", "http://mail.example.org", "smtp://"),
