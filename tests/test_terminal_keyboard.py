@@ -232,6 +232,16 @@ def test_prompts_install_into_a_missing_folder(
         "/usr/share/asterisk/sounds)"
     )
     assert not missing.exists(), "not created behind the operator's back"
+    too_long = tmp_path / ("a" * 300)  # ENAMETOOLONG: an OSError of its own, not a traceback
+    done = subprocess.run(
+        [IVR, "prompts", "install", "--asterisk", str(too_long)],
+        env=ivr_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [f"ivr: File name too long: {str(too_long)[:200]}"]
 
 
 def test_prompts_install_without_rendered_audio(

@@ -125,8 +125,8 @@ def user_error(error: BaseException) -> str | None:
     if isinstance(error, OperationalError):
         reason = _one_line(str(error.orig)) if error.orig is not None else "no answer"
         return f"database error: {reason}"
-    if isinstance(error, PermissionError | FileNotFoundError | IsADirectoryError):
-        return _one_line(f"{error.strerror}: {error.filename}")
+    if isinstance(error, OSError) and error.filename is not None:  # a path, or the disk
+        return _one_line(f"{error.strerror}: {str(error.filename)[:200]}")
     return None
 
 
