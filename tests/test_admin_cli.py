@@ -165,6 +165,8 @@ def test_supervisors_add_list_remove(cli: Cli, storage: Path) -> None:
     assert "(removed)" in cli("supervisors", "list", "--all").stdout
     assert "no active supervisor" in refused(cli, "supervisors", "remove", "ostan@qom.example")
     assert "no active supervisor 999" in refused(cli, "supervisors", "remove", "999")
+    for beyond in ("9" * 20, "²"):  # more than a row id holds; a digit only to str.isdigit
+        assert "no active supervisor" in refused(cli, "supervisors", "remove", beyond)
     engine = make_engine(f"sqlite:///{storage / 'ivr.db'}")
     with Session(engine) as session:
         rows = session.exec(select(Supervisor.email, Supervisor.active)).all()
@@ -210,6 +212,7 @@ def test_outbox_list_and_retry_sends_a_failed_mail_again(cli: Cli, storage: Path
     assert "--state must be one of" in refused(cli, "outbox", "list", "--state", "lost")
     assert "is sent: only a failed mail" in refused(cli, "outbox", "retry", str(sent_id))
     assert "no mail 999" in refused(cli, "outbox", "retry", "999")
+    assert "no mail 9999" in refused(cli, "outbox", "retry", "9" * 20)  # beyond a row id
 
     out = cli("outbox", "retry", str(failed_id)).stdout
     assert out.strip() == f"mail {failed_id} to ostan@qom.example queued again"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from desk_helpers import PASSWORD, DeskSite, csrf_of, desk_settings, desk_site
 from desk_sse import SseReader
@@ -99,6 +100,18 @@ def test_a_pop_written_by_another_node_arrives_within_a_second(site: DeskSite) -
             assert pop.data["channel"] == "twilio"
     finally:
         other_node.dispose()
+
+
+@pytest.mark.parametrize("last_id", [b"\xb2", b"9" * 30])  # "²": a digit only to isdigit
+def test_a_reconnect_naming_no_stored_id_streams_from_now(site: DeskSite, last_id: bytes) -> None:
+    """A ``Last-Event-ID`` no pop can have had starts the stream from now, as a first visit."""
+    sara = site.login("sara")
+    sara.headers = httpx.Headers([*sara.headers.raw, (b"last-event-id", last_id)])
+    with SseReader(sara) as pops:
+        assert pops.status == 200
+        desk_events(site.services.calls.engine).push(user_id(site, "sara"), "twilio",
+                                                     "CA" + "8" * 32, CALLER)  # fmt: skip
+        assert pops.next(timeout=1.5).data["channel"] == "twilio"
 
 
 def test_the_event_stream_needs_a_session(site: DeskSite) -> None:

@@ -143,6 +143,10 @@ def test_resume_marker_from_the_agi_path():
     )
     assert empty is not None and empty.reason is ReturnReason.NO_AGENT
     assert (empty.position, empty.waited_s) == (None, None)
+    odd = queue_return(  # "²" is a digit to str.isdigit but not to int; a count too long
+        "ivr124?resume=no_agent&queue=124-agents&status=TIMEOUT&position=%C2%B2&waited=" + "9" * 40
+    )
+    assert odd is not None and (odd.position, odd.waited_s) == (None, None)
 
 
 def test_a_new_call_or_an_unknown_marker_is_a_new_call():

@@ -483,7 +483,8 @@ def test_a_playback_link_is_for_its_call_and_expires(
     assert query["call"] == phone.call_sid
     base = f"{parts.scheme}://{parts.netloc}{parts.path}"
     for changed in ({"call": "CA" + "1" * 32}, {"expires": str(int(query["expires"]) + 60)},
-                    {"expires": str(int(time.time()) - 1)}, {"token": "0" * 32}):  # fmt: skip
+                    {"expires": str(int(time.time()) - 1)}, {"token": "0" * 32},
+                    {"expires": "²"}, {"expires": "9" * 13}):  # fmt: skip
         assert httpx.get(base, params=query | changed).status_code == 404, changed
     assert review is not None
 

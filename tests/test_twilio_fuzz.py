@@ -45,7 +45,10 @@ forms = st.dictionaries(
     st.one_of(st.sampled_from(FIELDS), st.text(min_size=1, max_size=70)), values, max_size=14
 )
 turns = st.one_of(
-    st.none(), st.integers(min_value=-5, max_value=10**7).map(str), st.text(max_size=8)
+    st.none(),
+    st.integers(min_value=-5, max_value=10**7).map(str),
+    st.text(max_size=8),
+    st.sampled_from(["²", "١٢", "۳"]),  # digits to str.isdigit, and only some of them to int
 )
 
 

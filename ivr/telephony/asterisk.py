@@ -134,9 +134,14 @@ def queue_return(script: str) -> QueueReturn | None:
         queue=one("queue"),
         status=one("status"),
         entered_at=_utc(one("entered")),
-        position=int(one("position")) if one("position").isdigit() else None,
-        waited_s=int(one("waited")) if one("waited").isdigit() else None,
+        position=_count(one("position")),
+        waited_s=_count(one("waited")),
     )
+
+
+def _count(text: str) -> int | None:
+    """A queue position or a wait in seconds, as the dialplan wrote it; None if it is not one."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def _utc(text: str) -> datetime.datetime | None:

@@ -82,7 +82,9 @@ def link(base: str, name: str, call: str, settings: Settings, now: float | None 
 
 def valid(name: str, call: str, expires: str, token: str, settings: Settings) -> bool:
     """Whether a link's token is right for its file and call and it has not expired."""
-    if not expires.isdigit() or len(expires) > 12 or int(expires) < time.time():
+    if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+        return False  # "²" is a digit to isdigit, not to int
+    if int(expires) < time.time():
         return False
     expected = _mac(signing_key(settings), name, call, int(expires))
     return hmac.compare_digest(token.encode(), expected.encode())

@@ -237,7 +237,7 @@ async def _json(request: Request) -> dict[str, Any]:
 async def _body(request: Request, limit: int) -> bytes:
     """The request body, refused (413) past ``limit`` bytes and (408) past the deadline."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"at most {limit} bytes")
     received = bytearray()
     try:

@@ -144,7 +144,7 @@ def _validator(token: str) -> RequestValidator:
 
 async def _bounded_body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         raise HTTPException(400, "the form is larger than any Twilio sends")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -170,7 +170,7 @@ def _check_bounds(form: dict[str, str]) -> None:
 def _turn(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 6 or int(text) > MAX_TURN:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) > MAX_TURN:
         raise HTTPException(400, "turn: not a number this server gave")
     return int(text)
 

@@ -252,7 +252,7 @@ class _Download:
         if kind not in AUDIO_TYPES:
             raise RecordingRefused(f"not WAV audio but {kind or 'no content type'}")
         declared = reply.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BYTES:
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BYTES:
             raise RecordingRefused(f"{declared} bytes: more than {MAX_BYTES}")
         size = 0
         descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
