@@ -37,7 +37,7 @@ from sqlmodel import Session, col, select
 from ivr.calendar import WorkCalendar
 from ivr.calendar.store import load_calendar
 from ivr.clock import as_aware, tehran_today, utcnow
-from ivr.tickets.db import session_scope
+from ivr.tickets.db import MAX_ROW_ID, session_scope
 from ivr.tickets.models import (
     Notification,
 )
@@ -124,7 +124,7 @@ def retry_mail(engine: Engine, mail_id: int, now: datetime | None = None) -> Not
     that is still pending: it is retried on its own."""
     now = as_aware(now) or utcnow()
     with session_scope(engine) as session:
-        row = session.get(Notification, mail_id) if 0 < mail_id < 2**63 else None
+        row = session.get(Notification, mail_id) if 0 < mail_id <= MAX_ROW_ID else None
         if row is None:
             raise LookupError(f"no mail {mail_id} in the outbox")
         state = mail_state(row)

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from ivr.calendar.offices import MINISTRY_OFFICE, check_province
 from ivr.mailaddress import is_mail_address
 from ivr.speech import normalize_digits
-from ivr.tickets.db import session_scope
+from ivr.tickets.db import row_id, session_scope
 from ivr.tickets.models import Supervisor
 
 
@@ -84,10 +84,9 @@ def list_supervisors(engine: Engine, *, include_removed: bool = False) -> list[S
 def remove_supervisor(engine: Engine, who: str) -> list[SupervisorEntry]:
     """Deactivate the supervisor with id or e-mail ``who``; returns those removed."""
     who = who.strip()
-    digits = normalize_digits(who)
-    by_id = digits.isascii() and digits.isdigit() and len(digits) <= 18  # an id a row can have
+    number = row_id(normalize_digits(who))
     with session_scope(engine) as session:
-        condition = col(Supervisor.id) == int(digits) if by_id else col(Supervisor.email) == who
+        condition = col(Supervisor.id) == number if number else col(Supervisor.email) == who
         rows = list(
             session.exec(select(Supervisor).where(condition, col(Supervisor.active).is_(True)))
         )

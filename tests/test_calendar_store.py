@@ -204,6 +204,16 @@ def test_dates_as_people_type_them(text: str, expected: date) -> None:
     assert parse_day(text) == expected
 
 
+def test_a_typed_day_is_one_a_day_after_and_before_can_follow() -> None:
+    """From 1900 to 2199: a day at the end of what ``date`` holds (9999-12-31, 0001-01-01)
+    left nothing to add to or take from, and the desk's filters and reports failed on it."""
+    assert parse_day("1278/10/11") == date(1900, 1, 1)
+    assert parse_day("2199-12-31") == date(2199, 12, 31)
+    for far in ("9999-12-31", "0001-01-01", "1899-12-31", "2200-01-01", "1600/01/01"):
+        with pytest.raises(ValueError, match=r"not a date.*1900-01-01 to 2199-12-31"):
+            parse_day(far)
+
+
 def test_a_moment_without_time_is_noon_in_tehran() -> None:
     assert parse_moment("1405/02/10") == tehran(2026, 4, 30, 12)
     assert parse_moment("1405/02/10 09:30") == tehran(2026, 4, 30, 9, 30)

@@ -59,6 +59,8 @@ def test_agents_and_strangers_get_no_report(site: DeskSite) -> None:
     anonymous = site.client().get("/desk/reports/1405-09-06")
     assert anonymous.status_code == 303 and "/desk/login" in anonymous.headers["location"]
     assert site.login("boss").get("/desk/reports/1405-13-40").status_code == 404
+    for far in ("9999-12-31", "0001-01-01"):  # days at the end of what a date holds: were 500
+        assert site.login("boss").get(f"/desk/reports/{far}").status_code == 404
     latest = site.login("boss").get("/desk/reports")
     assert latest.status_code == 303 and latest.headers["location"].startswith("/desk/reports/14")
 

@@ -181,14 +181,17 @@ def test_the_list_searches_by_tracking_or_last_digits_and_pages(site: DeskSite) 
     client = site.login("qom-agent")
 
     def found(q: str) -> set[str]:
-        html = client.get("/desk/tickets", params={"q": q}).text
-        return {t for t in made if f"/desk/tickets/{t}" in html}
+        reply = client.get("/desk/tickets", params={"q": q})
+        assert reply.status_code == 200, (q, reply.status_code)
+        return {t for t in made if f"/desk/tickets/{t}" in reply.text}
 
     assert found(made[3]) == {made[3]}
     assert found("۰۰۰۵") == {made[5]}  # the last digits, typed in Persian digits
     assert found("0912") == set()  # the start of a number is not its end
     assert found("0000") == {made[0]}
     assert "۷۷۷۰۰۰۰" not in client.get("/desk/tickets", params={"q": "7770000"}).text
+    for words in ("رضایی", "abc", "²³⁴"):  # no digits to search by: nothing found, no error
+        assert found(words) == set()
 
     seen: list[str] = []
     url = "/desk/tickets?status=registered"
@@ -227,6 +230,18 @@ def test_date_filters_take_jalali_and_iso(site: DeskSite) -> None:
     assert _fa(tracking) in client.get("/desk/tickets", params={"from": _fa(jalali)}).text
     assert _fa(tracking) not in client.get("/desk/tickets", params={"to": "1390/01/01"}).text
     assert "خوانا نیست" in client.get("/desk/tickets", params={"from": "banana"}).text
+    for far in ("9999-12-31", "0001-01-01"):  # a day past the last one overflowed: 500
+        reply = client.get("/desk/tickets", params={"to": far})
+        assert reply.status_code == 200 and "خوانا نیست" in reply.text, far
+
+
+def test_an_id_no_row_can_have_is_refused_before_the_database(site: DeskSite) -> None:
+    """Past 2**63 SQLite's driver overflows: the URL is refused as it is read (422)."""
+    client = site.login("qom-agent")
+    beyond = "9" * 20
+    assert client.get("/desk/tickets", params={"before": beyond}).status_code == 422
+    assert client.get(f"/desk/pop/{beyond}").status_code == 422
+    assert client.get(f"/desk/tickets?before={2**63 - 1}").status_code == 200
 
 
 def test_my_work_shows_the_callbacks_due_and_the_callers_waiting_in_my_province(

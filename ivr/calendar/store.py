@@ -497,7 +497,8 @@ def working_deadline(
 def parse_day(text: str) -> date:
     """``1405/02/10`` (Jalali), ``2026-04-30`` (ISO), Persian or ASCII digits, / or - between.
 
-    A year below 1700 is Jalali: no Gregorian date a 124 ticket needs is that old.
+    A year below 1700 is Jalali: no Gregorian date a 124 ticket needs is that old. Days outside
+    ``FIRST_DAY``–``LAST_DAY`` are refused, so a day after or before one is still a date.
     """
     cleaned = normalize_digits(text).strip().replace("/", "-")
     try:
@@ -505,11 +506,24 @@ def parse_day(text: str) -> date:
     except ValueError:
         raise ValueError(f"not a date: {text!r} (try 1405/02/10 or 2026-04-30)") from None
     try:
-        if year < 1700:
-            return jdatetime.date(year, month, day).togregorian()
-        return date(year, month, day)
+        found = (
+            jdatetime.date(year, month, day).togregorian()
+            if year < 1700
+            else date(year, month, day)
+        )
     except (ValueError, OverflowError) as error:
         raise ValueError(f"not a date: {text!r} ({error})") from None
+    if not FIRST_DAY <= found <= LAST_DAY:
+        raise ValueError(f"not a date: {text!r} (from {_DAYS_SPAN})")
+    return found
+
+
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+"""The days a date typed into ivr124 may name: wide enough for any ticket and calendar."""
+_DAYS_SPAN = (
+    f"{jdatetime.date.fromgregorian(date=FIRST_DAY):%Y/%m/%d} to "
+    f"{jdatetime.date.fromgregorian(date=LAST_DAY):%Y/%m/%d}, {FIRST_DAY} to {LAST_DAY}"
+)
 
 
 def parse_moment(text: str) -> datetime:

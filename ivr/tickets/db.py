@@ -42,6 +42,19 @@ inside the commit that crossed it. At SQLite's default of 1,000 that was one new
 5–8 ms each (the p99 of ticket creation); at 4,000 it is one in about 280, and since a
 checkpoint copies only the last version of each page, the hot index pages are copied once for
 four times the commits: 15–25 % more tickets a second, for 16 MB of WAL on disk."""
+MAX_ROW_ID = 2**63 - 1
+"""The largest id a row can have on either backend (a signed 64-bit integer): a number past it
+typed into a URL or a command names no row, rather than overflowing the driver."""
+
+
+def row_id(text: str) -> int | None:
+    """The id ``text`` names (ASCII digits), if a row can have it; None otherwise."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
 POOL_SIZE = 20
 """Connections each engine keeps; the web server runs no more worker threads than this."""
 POOL_OVERFLOW = 10

@@ -163,17 +163,16 @@ class DeskQueries:
 
     @staticmethod
     def _search(q: str) -> object:
-        text = normalize_digits(q).strip().replace(" ", "").replace("-", "")
-        digits = "".join(c for c in text if c.isdigit())
+        digits = "".join(c for c in normalize_digits(q) if c.isascii() and c.isdigit())
+        if len(digits) < MIN_PHONE_DIGITS and not is_valid_tracking(digits):
+            return col(Ticket.id).is_(None)  # matches nothing: too short to mean anything
         tail = digits[::-1]
         matches = [
             select(Ticket.id).where(_prefix_range(Ticket.callback_reversed, tail)),
             select(Ticket.id).where(_prefix_range(Ticket.caller_reversed, tail)),
         ]
-        if digits and is_valid_tracking(digits):
+        if is_valid_tracking(digits):
             matches.append(select(Ticket.id).where(col(Ticket.tracking) == digits))
-        elif len(digits) < MIN_PHONE_DIGITS:
-            return col(Ticket.id).is_(None)  # matches nothing: too short to mean anything
         # The ids each index finds, then the page: SQLite answers an OR of two indexed ranges
         # combined with ORDER BY id by walking the whole province newest first (168 ms on a
         # million tickets); a set of ids it looks up by rowid.

@@ -29,7 +29,7 @@ from ivr.flow.state import CallState
 from ivr.identifiers import normalize_phone
 from ivr.users.models import User
 from ivr.users.store import UserStore
-from ivr.web.deps import AppContext, Context
+from ivr.web.deps import AppContext, Context, RowIdQuery
 from ivr.web.twilio import Form
 from ivr.web.twilio_queue import base_url, prompt_url
 
@@ -152,7 +152,7 @@ def agent_call_status(form: Form, ctx: Context) -> Response:
 
 
 @router.post("/connect")
-def connect(form: Form, ctx: Context, request: Request, agent: int | None = None) -> Response:
+def connect(form: Form, ctx: Context, request: Request, agent: RowIdQuery = None) -> Response:
     """The ``<Queue url>``: Twilio runs it on the *waiting caller's* leg just before the bridge
     (its docs: "executed on the queued caller's end"), so it tells the caller an agent is
     answering. It is also the moment the call connects to ``agent``: their line is marked

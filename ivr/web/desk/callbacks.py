@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from ivr.callbacks import job
 from ivr.callbacks.dispatcher import CallNowRefused
 from ivr.callbacks.models import OPEN_STATUSES, CallbackStatus
+from ivr.web.deps import RowId
 from ivr.web.desk import desk_router
 from ivr.web.desk.deps import Context, CurrentUser
 from ivr.web.desk.render import page
@@ -50,7 +51,7 @@ def callbacks_page(
 
 @router.post("/callbacks/{callback_id}/call-now")
 async def call_now(
-    request: Request, callback_id: int, user: CurrentUser, ctx: Context
+    request: Request, callback_id: RowId, user: CurrentUser, ctx: Context
 ) -> RedirectResponse:
     callback = ctx.services.callbacks.get(callback_id)
     if callback is None or not user.scope.allows(callback.province):

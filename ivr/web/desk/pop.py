@@ -23,6 +23,8 @@ from ivr.call_tickets import CallTicketError, attach_call, new_ticket_for_call
 from ivr.desk_events import DeskEvent, desk_events
 from ivr.flow.node_names import node_name
 from ivr.screen_pop import build_pop
+from ivr.tickets.db import row_id
+from ivr.web.deps import RowId
 from ivr.web.desk import desk_router
 from ivr.web.desk.csrf import FIELD
 from ivr.web.desk.deps import ApiUser, Context, CurrentUser, DeskUser, get_desk
@@ -59,9 +61,8 @@ async def events(request: Request, user: ApiUser, ctx: Context) -> EventSourceRe
     header = request.headers.get("last-event-id", "")
     # Where the stream starts is fixed before the response begins: a pop pushed once the
     # browser sees the stream open is always newer.
-    if header.isascii() and header.isdigit() and len(header) <= 18:  # an id the database holds
-        last = int(header)
-    else:
+    last = row_id(header)  # None for anything no pop can have had
+    if last is None:
         last = await anyio.to_thread.run_sync(hub.last_id, user_id)
     provinces = user.scope.provinces
     root = request.scope.get("root_path", "")
@@ -90,7 +91,7 @@ def _own_event(ctx: Any, user: DeskUser, event_id: int) -> DeskEvent:
 
 
 @router.get("/pop/{event_id}", response_class=HTMLResponse)
-def pop_page(request: Request, event_id: int, user: CurrentUser, ctx: Context) -> HTMLResponse:
+def pop_page(request: Request, event_id: RowId, user: CurrentUser, ctx: Context) -> HTMLResponse:
     """The pop as a page of its own (a link to come back to once the panel is closed)."""
     event = _own_event(ctx, user, event_id)
     pop = build_pop(ctx.services.calls.engine, event, user.scope.provinces)
@@ -110,7 +111,7 @@ def _refused(request: Request, user: DeskUser, error: CallTicketError) -> HTMLRe
 @router.post("/pop/{event_id}/ticket")
 def new_ticket(
     request: Request,
-    event_id: int,
+    event_id: RowId,
     user: CurrentUser,
     ctx: Context,
     category: Annotated[str, Form()],
@@ -138,7 +139,7 @@ def new_ticket(
 @router.post("/pop/{event_id}/attach")
 def attach(
     request: Request,
-    event_id: int,
+    event_id: RowId,
     user: CurrentUser,
     ctx: Context,
     tracking: Annotated[str, Form()],

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
 from ivr.agencies import UnknownAgency
@@ -25,6 +25,7 @@ from ivr.clock import as_aware, fa_digits, iso_utc, jalali_words, utcnow
 from ivr.tickets.desk_queries import DeskQueries, TicketFilter
 from ivr.tickets.service import ReferralMail, TicketNotFound, TicketView
 from ivr.tickets.statuses import TRANSITIONS, Status, TransitionRefused
+from ivr.web.deps import RowIdQuery
 from ivr.web.desk import desk_router
 from ivr.web.desk.deps import ApiUser, Context, CurrentUser, DeskUser
 from ivr.web.desk.render import page
@@ -77,7 +78,7 @@ def ticket_list(
     request: Request,
     user: CurrentUser,
     ctx: Context,
-    before: Annotated[int | None, Query()] = None,
+    before: RowIdQuery = None,
 ) -> HTMLResponse:
     params = dict(request.query_params)
     found, errors = _filter(params)
