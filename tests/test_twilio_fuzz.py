@@ -26,13 +26,27 @@ ROUTES = (
     "/twilio/timeout",
     "/twilio/recorded",
     "/twilio/status",
+    "/twilio/queue/wait",
+    "/twilio/queue/key",
+    "/twilio/queue/done",
+    "/twilio/queue/callback",
+    "/twilio/queue/callback/done",
+    "/twilio/queue/callback/status",
+    "/twilio/agent",
+    "/twilio/agent/pin",
+    "/twilio/agent/next",
+    "/twilio/agent/status",
+    "/twilio/agent/connect",
 )
 FIELDS = (
     "CallSid", "AccountSid", "From", "To", "Caller", "Called", "CallStatus", "Digits",
     "RecordingUrl", "RecordingSid", "RecordingDuration", "ParentCallSid", "Direction",
+    "QueuePosition", "AvgQueueTime", "QueueTime", "QueueResult", "QueueSid", "CallDuration",
 )  # fmt: skip
+QUERIES = ("turn", "attempt", "agent")
+"""What the server's own TwiML URLs carry: a turn, a callback's attempt, an agent's id."""
 RAN = {"cases": 0, "by_status": {}}
-CASES = 250
+CASES = 600
 
 values = st.one_of(
     st.text(max_size=80),
@@ -44,11 +58,11 @@ values = st.one_of(
 forms = st.dictionaries(
     st.one_of(st.sampled_from(FIELDS), st.text(min_size=1, max_size=70)), values, max_size=14
 )
-turns = st.one_of(
+numbers = st.one_of(
     st.none(),
     st.integers(min_value=-5, max_value=10**7).map(str),
     st.text(max_size=8),
-    st.sampled_from(["²", "١٢", "۳"]),  # digits to str.isdigit, and only some of them to int
+    st.sampled_from(["²", "١٢", "۳", "9" * 25]),  # digits to isdigit, some to int; past a row id
 )
 
 
@@ -61,16 +75,19 @@ def client(server: IvrServer) -> Iterator[httpx.Client]:
 
 
 @settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(route=st.sampled_from(ROUTES), form=forms, turn=turns, known=st.booleans())
+@given(
+    route=st.sampled_from(ROUTES), form=forms, query=st.sampled_from(QUERIES), number=numbers,
+    known=st.booleans(),
+)  # fmt: skip
 def test_any_signed_form_gets_a_defined_answer(
-    server: IvrServer, client: httpx.Client, route: str, form: dict[str, str], turn: str | None,
-    known: bool,
+    server: IvrServer, client: httpx.Client, route: str, form: dict[str, str], query: str,
+    number: str | None, known: bool,
 ) -> None:  # fmt: skip
     if known:  # half the cases for the call the other half keeps reaching
         form = form | {"CallSid": "CA" + "f" * 32}
     url = server.base_url + route
-    if turn is not None:
-        url += "?" + urllib.parse.urlencode({"turn": turn})
+    if number is not None:
+        url += "?" + urllib.parse.urlencode({query: number})
     assert server.token is not None
     signature = RequestValidator(server.token).compute_signature(url, form)
     answer = client.post(url, data=form, headers={"X-Twilio-Signature": signature})

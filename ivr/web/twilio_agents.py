@@ -27,9 +27,10 @@ from ivr.callbacks.twilio import twilio_outcome
 from ivr.desk_events import desk_events
 from ivr.flow.state import CallState
 from ivr.identifiers import normalize_phone
+from ivr.tickets.db import row_id
 from ivr.users.models import User
 from ivr.users.store import UserStore
-from ivr.web.deps import AppContext, Context, RowIdQuery
+from ivr.web.deps import AppContext, Context
 from ivr.web.twilio import Form
 from ivr.web.twilio_queue import base_url, prompt_url
 
@@ -152,14 +153,16 @@ def agent_call_status(form: Form, ctx: Context) -> Response:
 
 
 @router.post("/connect")
-def connect(form: Form, ctx: Context, request: Request, agent: RowIdQuery = None) -> Response:
+def connect(form: Form, ctx: Context, request: Request, agent: str = "") -> Response:
     """The ``<Queue url>``: Twilio runs it on the *waiting caller's* leg just before the bridge
     (its docs: "executed on the queued caller's end"), so it tells the caller an agent is
     answering. It is also the moment the call connects to ``agent``: their line is marked
     talking and their desk gets the screen pop with the caller's number and IVR path
-    (``ivr.desk_events``) — the agent learns who calls from the desk, not by ear.
+    (``ivr.desk_events``) — the agent learns who calls from the desk, not by ear. An ``agent``
+    that is no user's id loses the pop, never the bridge.
     """
     base = base_url(ctx, request)
+    agent_id = row_id(agent)
     dequeuing = form.get("DequeingCallSid", "")
     call_sid = form.get("CallSid", "")
     line = _line(ctx)
@@ -169,9 +172,9 @@ def connect(form: Form, ctx: Context, request: Request, agent: RowIdQuery = None
     if name and call_sid:
         with contextlib.suppress(Exception):  # the record's agent; never the call's failure
             ctx.services.calls.update_queue(call_sid, {"agent": name})
-    if agent is not None and call_sid:
+    if agent_id is not None and call_sid:
         number = _caller_number(ctx, call_sid) or normalize_phone(form.get("From"))
-        _pop(ctx, agent, call_sid, number or form.get("From"))
+        _pop(ctx, agent_id, call_sid, number or form.get("From"))
     response = VoiceResponse()
     response.play(prompt_url(base, "agent_line.connected"))
     return _xml(response)

@@ -28,6 +28,7 @@ from ivr.flow.events import QueueLeft
 from ivr.hold_music import HOLD_MUSIC_FILE, MAX_MUSIC_S, hold_music_cut, hold_music_path
 from ivr.prompts import audio_path, file_stem, read_wav_info
 from ivr.speech import number_fragments
+from ivr.tickets.db import row_id
 from ivr.web.deps import AppContext, Context
 from ivr.web.twilio import Form, _advance
 
@@ -224,8 +225,7 @@ the attempt counts as failed, and the callback is tried again (inside the agents
 
 
 def _attempt(value: str | None) -> int | None:
-    attempt = _int(value, -1)
-    return attempt if attempt > 0 else None
+    return row_id((value or "").strip())
 
 
 @router.post("/callback")
