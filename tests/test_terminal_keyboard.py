@@ -218,30 +218,25 @@ def test_an_8khz_recording_is_used_as_it_is(
 def test_prompts_install_into_a_missing_folder(
     storage: Path, tmp_path: Path, ivr_env: dict[str, str]
 ) -> None:
+    def install(into: Path) -> str:
+        done = subprocess.run(
+            [IVR, "prompts", "install", "--asterisk", str(into)],
+            env=ivr_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        return done.stderr.strip()
+
     missing = tmp_path / "asterisk" / "sounds"
-    done = subprocess.run(
-        [IVR, "prompts", "install", "--asterisk", str(missing)],
-        env=ivr_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert done.stderr.strip() == (
+    assert install(missing) == (
         f"ivr prompts install: {missing} does not exist (Asterisk's sounds folder, e.g. "
         "/usr/share/asterisk/sounds)"
     )
     assert not missing.exists(), "not created behind the operator's back"
     too_long = tmp_path / ("a" * 300)  # ENAMETOOLONG: an OSError of its own, not a traceback
-    done = subprocess.run(
-        [IVR, "prompts", "install", "--asterisk", str(too_long)],
-        env=ivr_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [f"ivr: File name too long: {str(too_long)[:200]}"]
+    assert install(too_long) == f"ivr: File name too long: {str(too_long)[:200]}"
 
 
 def test_prompts_install_without_rendered_audio(
