@@ -215,28 +215,30 @@ def test_an_8khz_recording_is_used_as_it_is(
     assert stored.read_bytes() == ready.read_bytes()
 
 
+def refused_install(into: Path, env: dict[str, str]) -> str:
+    """``ivr prompts install --asterisk INTO`` that must refuse: status 1, no traceback; stderr."""
+    done = subprocess.run(
+        [IVR, "prompts", "install", "--asterisk", str(into)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    return done.stderr.strip()
+
+
 def test_prompts_install_into_a_missing_folder(
     storage: Path, tmp_path: Path, ivr_env: dict[str, str]
 ) -> None:
-    def install(into: Path) -> str:
-        done = subprocess.run(
-            [IVR, "prompts", "install", "--asterisk", str(into)],
-            env=ivr_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 1 and "Traceback" not in done.stderr
-        return done.stderr.strip()
-
     missing = tmp_path / "asterisk" / "sounds"
-    assert install(missing) == (
+    assert refused_install(missing, ivr_env) == (
         f"ivr prompts install: {missing} does not exist (Asterisk's sounds folder, e.g. "
         "/usr/share/asterisk/sounds)"
     )
     assert not missing.exists(), "not created behind the operator's back"
     too_long = tmp_path / ("a" * 300)  # ENAMETOOLONG: an OSError of its own, not a traceback
-    assert install(too_long) == f"ivr: File name too long: {str(too_long)[:200]}"
+    assert refused_install(too_long, ivr_env) == f"ivr: File name too long: {str(too_long)[:200]}"
 
 
 def test_prompts_install_without_rendered_audio(
@@ -245,15 +247,7 @@ def test_prompts_install_without_rendered_audio(
     sounds = tmp_path / "sounds"
     sounds.mkdir()
     env = {**ivr_env, "IVR_GENERATED_PROMPTS_DIR": str(tmp_path / "never-built")}
-    done = subprocess.run(
-        [IVR, "prompts", "install", "--asterisk", str(sounds)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    (line,) = done.stderr.splitlines()
+    (line,) = refused_install(sounds, env).splitlines()
     assert line.startswith("ivr: ") and "have no audio (run `ivr prompts build`)" in line
 
 
