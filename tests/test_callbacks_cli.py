@@ -88,9 +88,10 @@ def test_cancel(service: CallbackService, ivr_cli: Cli):
     assert one_clear_line(ivr_cli("callbacks", "cancel", "424242", check=False)) == (
         "no callback 424242"
     )
-    assert one_clear_line(ivr_cli("callbacks", "cancel", "abc", check=False)) == (
-        "not a callback id: 'abc'"
-    )
+    for odd in ("abc", "²", "9" * 30):  # "²": a digit to str.isdigit, not to int
+        assert one_clear_line(ivr_cli("callbacks", "cancel", odd, check=False)) == (
+            f"not a callback id: {odd!r}"
+        )
     assert one_clear_line(ivr_cli("callbacks", "show", "99", check=False)) == "no callback 99"
 
 

@@ -48,11 +48,12 @@ def _service() -> CallbackService:
 
 def _id(text: str) -> int:
     from ivr.speech import normalize_digits
+    from ivr.tickets.db import row_id
 
-    digits = normalize_digits(text).strip()
-    if not digits.isdigit() or len(digits) > 12:
+    number = row_id(normalize_digits(text).strip())
+    if number is None:
         fail(f"not a callback id: {text!r}")
-    return int(digits)
+    return number
 
 
 def _callback_json(row: Callback) -> dict[str, Any]:
