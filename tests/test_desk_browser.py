@@ -96,6 +96,13 @@ def test_an_agent_answers_a_ticket_and_the_caller_hears_it(
         page.wait_for_url(f"{server.base_url}/desk/")
         check_frame(page)
         shot(page, "2-home")
+        menu = page.locator("header nav a").all_inner_texts()
+        assert "درخواست‌ها" in menu and "گزارش‌ها" not in menu  # reports are supervisors'
+        refused = page.goto(f"{server.base_url}/desk/reports")
+        assert refused is not None and refused.status == 403
+        check_frame(page)  # the desk's own error page, not FastAPI's JSON
+        assert page.get_by_role("alert").inner_text() == "گزارش‌ها فقط برای ناظران است."
+        shot(page, "2b-refused")
 
         page.goto(f"{server.base_url}/desk/tickets")
         page.fill('input[name="q"]', "112233")  # the last digits of the callback number

@@ -12,6 +12,7 @@ from ivr.web import health, pages, prompts, try_, twilio, twilio_agents, twilio_
 from ivr.web.deps import AppContext
 from ivr.web.desk import auth as desk_auth
 from ivr.web.desk import callbacks as desk_callbacks
+from ivr.web.desk import errors as desk_errors
 from ivr.web.desk import home as desk_home
 from ivr.web.desk import live as desk_live
 from ivr.web.desk import pop as desk_pop
@@ -47,4 +48,5 @@ def create_app(
         desk_callbacks.router,
     ):
         app.include_router(router)
+    desk_errors.install(app)
     return app

@@ -17,6 +17,9 @@ HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_PATH = "/desk/login"
 
+STALE_FORM = "این فرم کهنه شده است: صفحه را دوباره باز کنید و دوباره بفرستید."
+"""The desk's error page says it: the session changed since the form was drawn, or it is forged."""
+
 
 async def submitted_token(request: Request) -> str:
     """The token the request carries: the header, else the form field (the form is parsed
@@ -50,4 +53,4 @@ async def csrf_guard(request: Request) -> None:
         found = desk.current(request)
         expected = None if found is None else found.csrf_token
     if not same(expected, given):
-        raise HTTPException(status_code=403, detail="CSRF token missing or wrong")
+        raise HTTPException(status_code=403, detail=STALE_FORM)

@@ -7,6 +7,7 @@ in its queries, so a ticket out of scope is not found rather than hidden by a te
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -20,6 +21,10 @@ from ivr.users.store import UserStore
 from ivr.web.deps import AppContext, get_context
 from ivr.web.desk.session import CookieSigner
 
+log = logging.getLogger(__name__)
+SUPERVISING_ROLES = frozenset({"supervisor", "national", "admin"})
+"""Who sees the live queue and the reports; agents work tickets and callbacks."""
+
 
 @dataclass(frozen=True)
 class DeskUser:
@@ -31,6 +36,10 @@ class DeskUser:
     @property
     def name(self) -> str:
         return self.user.name
+
+    @property
+    def supervises(self) -> bool:
+        return self.user.role in SUPERVISING_ROLES
 
     @property
     def actor(self) -> str:
@@ -85,6 +94,17 @@ def page_user(request: Request, desk: DeskParts) -> DeskUser:
     if found is None:
         raise HTTPException(status_code=303, headers={"Location": login_url(request)})
     return _desk_user(found)
+
+
+def desk_user_of(request: Request) -> DeskUser | None:
+    """The request's user if it has a live session, for pages no route dependency reached (an
+    error page): None when there is none or it cannot be looked up."""
+    try:
+        found = get_desk(request).current(request)
+    except Exception:
+        log.warning("the desk session could not be looked up for %s", request.url.path)
+        return None
+    return None if found is None else _desk_user(found)
 
 
 def api_user(request: Request, desk: DeskParts) -> DeskUser:

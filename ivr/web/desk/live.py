@@ -27,7 +27,7 @@ from ivr.telephony.queue_members import (
     log_out,
     pause,
 )
-from ivr.users.models import Role, User
+from ivr.users.models import User
 from ivr.users.store import UserStore
 from ivr.web.desk import desk_router
 from ivr.web.desk.deps import Context, CurrentUser, DeskUser
@@ -36,7 +36,6 @@ from ivr.web.desk.render import page
 log = logging.getLogger(__name__)
 router = desk_router()
 
-LIVE_ROLES = frozenset({Role.SUPERVISOR.value, Role.NATIONAL.value, Role.ADMIN.value})
 ACTIONS = frozenset({"login", "logout", "pause", "unpause"})
 _ami_lock = threading.Lock()
 _opened: list[AmiClient] = []
@@ -75,8 +74,8 @@ def close_clients() -> None:
 
 
 def _supervisor(user: DeskUser) -> None:
-    if user.user.role not in LIVE_ROLES:
-        raise HTTPException(status_code=403, detail="the live queue is for supervisors")
+    if not user.supervises:
+        raise HTTPException(status_code=403, detail="صف زنده فقط برای ناظران است.")
 
 
 def _agents(users: UserStore, user: DeskUser) -> list[User]:

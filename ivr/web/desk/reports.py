@@ -28,23 +28,22 @@ from ivr.web.desk.deps import Context, CurrentUser, DeskUser
 from ivr.web.desk.render import page
 
 router = desk_router()
-
-REPORT_ROLES = frozenset({"supervisor", "national", "admin"})
+NOT_A_DAY = "این تاریخ درست نیست؛ مثلاً ۱۴۰۵/۰۲/۱۰ یا 2026-04-30."
 
 
 def _province_for(user: DeskUser, asked: str | None) -> str | None:
     """The report's scope for this user; 403 for agents, 404 for a province out of scope."""
-    if user.user.role not in REPORT_ROLES:
-        raise HTTPException(status_code=403, detail="reports are for supervisors")
+    if not user.supervises:
+        raise HTTPException(status_code=403, detail="گزارش‌ها فقط برای ناظران است.")
     try:
         province = check_province(asked) if asked else None
     except UnknownProvince:
-        raise HTTPException(status_code=404, detail="no such province") from None
+        raise HTTPException(status_code=404, detail="چنین استانی نیست.") from None
     if user.scope.provinces is None:
         return province  # national or any province
     own = next(iter(sorted(user.scope.provinces)), None)
     if own is None or (province is not None and province != own):
-        raise HTTPException(status_code=404, detail="no such report")
+        raise HTTPException(status_code=404, detail="این گزارش در محدوده شما نیست.")
     return own
 
 
@@ -69,7 +68,7 @@ def day_report(
     try:
         when = parse_day(day)
     except ValueError:
-        raise HTTPException(status_code=404, detail="not a date") from None
+        raise HTTPException(status_code=404, detail=NOT_A_DAY) from None
     settings = ctx.settings
     figures = compute(
         ctx.services.tickets.engine,

@@ -101,7 +101,7 @@ def ticket_list(
 def _visible(ctx: Context, user: DeskUser, tracking: str) -> TicketView:
     view = ctx.services.tickets.get_in(tracking, user.scope)
     if view is None:
-        raise HTTPException(404, "no such ticket")
+        raise HTTPException(404, "چنین درخواستی در محدوده شما نیست.")
     return view
 
 
@@ -251,7 +251,7 @@ def assign(
     _visible(ctx, user, tracking)
     name = assignee.strip().lower() or None
     if not user.scope.can_assign and name not in (None, user.name):
-        raise HTTPException(403, "agents take tickets themselves; supervisors assign")
+        raise HTTPException(403, "کارشناس درخواست را خودش برمی‌دارد؛ واگذاری با ناظر است.")
     if name is not None:
         target = _user_named(ctx, name)
         if target is None or (target.province and not user.scope.allows(target.province)):
