@@ -372,6 +372,8 @@ def _watch(
             status.store_error,
         )
         status.gave_up += 1
+        with contextlib.suppress(Exception):  # its thread would go on polling, and run jobs
+            scheduler.shutdown(wait=False)  # again as soon as this node leads once more
         return None
     thread = getattr(scheduler, "_thread", None)
     if scheduler.running and thread is not None and thread.is_alive():

@@ -29,6 +29,11 @@ LOCK_S = 13.0
 """Longer than SQLite's busy timeout (ivr.tickets.db.SQLITE_BUSY_MS = 10 s)."""
 
 
+def scheduler_threads() -> set[threading.Thread]:
+    """APScheduler's loop threads alive in this process (each scheduler has one)."""
+    return {t for t in threading.enumerate() if t.name == "APScheduler" and t.is_alive()}
+
+
 class Runs:
     """The overdue watch, counting its runs (it still does its real work)."""
 
@@ -125,6 +130,7 @@ def test_a_job_store_that_keeps_failing_gives_up_the_lead(
     url = f"sqlite:///{tmp_path}/ivr.db"
     upgrade(url)
     monkeypatch.setattr(sched, "STORE_GIVE_UP_S", 1.0)
+    before = scheduler_threads()
     with leading(url, tmp_path) as (runs, status, thread):
         with database_locked(url):
             deadline = time.monotonic() + 25
@@ -135,6 +141,11 @@ def test_a_job_store_that_keeps_failing_gives_up_the_lead(
         assert runs.wait_for_run_after(released, 40) < 40  # it leads again, in the same thread
         assert thread.is_alive()
         assert status.state == "leader"
+        # The scheduler it gave up was shut down: one loop polls the jobs, not two.
+        deadline = time.monotonic() + 10
+        while len(scheduler_threads() - before) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(scheduler_threads() - before) == 1
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # on purpose
@@ -149,9 +160,11 @@ def test_a_dead_scheduler_thread_is_rebuilt(
     upgrade(url)
     original = sched._Scheduler._process_jobs
     killed = threading.Event()
+    before = scheduler_threads()  # another test's scheduler, still stopping, is not the one
 
     def dies_once(self: sched._Scheduler) -> float | None:
-        if not killed.is_set() and self.state == 1:  # running
+        mine = getattr(self, "_thread", None) not in before
+        if not killed.is_set() and self.state == 1 and mine:  # running
             killed.set()
             raise SystemExit("the scheduler thread dies")
         return original(self)
