@@ -372,15 +372,13 @@ def _watch(
             status.store_error,
         )
         status.gave_up += 1
-        with contextlib.suppress(Exception):  # its thread would go on polling, and run jobs
-            scheduler.shutdown(wait=False)  # again as soon as this node leads once more
+        _discard(scheduler)  # else its thread goes on polling, and runs jobs when this node leads
         return None
     thread = getattr(scheduler, "_thread", None)
     if scheduler.running and thread is not None and thread.is_alive():
         return scheduler
     log.error("node %s: the APScheduler thread died; rebuilding the scheduler", settings.node_name)
-    with contextlib.suppress(Exception):
-        scheduler.shutdown(wait=False)
+    _discard(scheduler)
     fresh = make_scheduler(engine)
     fresh.start(paused=True)
     for spec in JOBS:
@@ -388,6 +386,12 @@ def _watch(
     status.rebuilds += 1  # before any job of the new scheduler can run
     fresh.resume()
     return fresh
+
+
+def _discard(scheduler: BackgroundScheduler) -> None:
+    """Stop a scheduler the leader no longer uses, without waiting; its store may be failing."""
+    with contextlib.suppress(Exception):
+        scheduler.shutdown(wait=False)
 
 
 class _Scheduler(BackgroundScheduler):

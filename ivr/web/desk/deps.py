@@ -15,14 +15,14 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Request
 
 from ivr.tickets.scope import Scope
-from ivr.users.models import User
+from ivr.users.models import Role, User
 from ivr.users.sessions import Limits, OpenSession, SessionStore
 from ivr.users.store import UserStore
 from ivr.web.deps import AppContext, get_context
 from ivr.web.desk.session import CookieSigner
 
 log = logging.getLogger(__name__)
-SUPERVISING_ROLES = frozenset({"supervisor", "national", "admin"})
+SUPERVISING_ROLES = frozenset({Role.SUPERVISOR, Role.NATIONAL, Role.ADMIN})
 """Who sees the live queue and the reports; agents work tickets and callbacks."""
 
 
