@@ -8,6 +8,7 @@ so code written for ``VoiceResponse`` ports by changing the class name.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 _TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -18,8 +19,10 @@ _ATTRIBUTE = str.maketrans(
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
+@functools.cache
 def _camel(name: str) -> str:
-    """``action_on_empty_result`` → ``actionOnEmptyResult``, as the library names attributes."""
+    """``action_on_empty_result`` → ``actionOnEmptyResult``, as the library names attributes
+    (once per name: a dozen names, asked for on every answer)."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
