@@ -53,3 +53,37 @@ def test_public_url_wins_over_the_request() -> None:
     )
     request = request_for("http", "10.0.0.5:8080", ("10.0.0.5", 8080), "")
     assert twilio._base(behind_proxy, request) == "https://124.example.ir/ivr"  # type: ignore[arg-type]
+
+
+paths = st.one_of(
+    st.sampled_from(["/twilio/gather", "/twilio/voice", "/ivr/twilio/recorded"]),
+    st.text(alphabet="/abcz09?#\\%-_.~ :", min_size=1, max_size=30).map(lambda p: "/" + p),
+)
+queries = st.one_of(  # what a request line carries: no spaces, controls or fragment
+    st.just(b""),
+    st.sampled_from([b"turn=3", b"turn=12&x=1"]),
+    st.text(alphabet="abz09=&%+?/;:@!$'()*,-._~", max_size=20).map(str.encode),
+)
+
+
+def signed_request(host: str | None, server: Any, root: str, path: str, query: bytes) -> Request:
+    headers = [] if host is None else [(b"host", host.encode("latin-1"))]
+    scope = {"type": "http", "scheme": "https", "server": server, "path": path,
+             "root_path": root, "query_string": query, "headers": headers, "method": "POST"}  # fmt: skip
+    return Request(scope)
+
+
+@settings(max_examples=400, deadline=None)
+@given(host=hosts, server=servers, root=roots, path=paths, query=queries)
+def test_the_url_checked_is_starlettes_request_url(
+    host: str | None, server: Any, root: str, path: str, query: bytes
+) -> None:
+    """The signature is checked against the URL the request was made to: exactly
+    ``str(request.url)``, or under the proxy's address the same path and query."""
+    request = signed_request(host, server, root, path, query)
+    expected = str(signed_request(host, server, root, path, query).url)
+    assert twilio._public_url(request, NO_PROXY.settings) == expected  # type: ignore[arg-type]
+    proxy = SimpleNamespace(public_url="https://124.example.ir/")
+    url = signed_request(host, server, root, path, query).url
+    tail = url.path + (f"?{url.query}" if url.query else "")
+    assert twilio._public_url(request, proxy) == "https://124.example.ir" + tail  # type: ignore[arg-type]

@@ -203,11 +203,19 @@ def _webhook_route(path: str) -> Callable[[Endpoint], Endpoint]:
 
 
 def _public_url(request: Request, settings: Settings) -> str:
-    """The URL Twilio signed: the proxy's public address when one is configured."""
-    if not settings.public_url:
-        return str(request.url)
-    query = f"?{request.url.query}" if request.url.query else ""
-    return settings.public_url.rstrip("/") + request.url.path + query
+    """The URL Twilio signed: the proxy's public address when one is configured. What
+    ``str(request.url)`` gives, from the address made once (``_base_url``) and the path."""
+    scope = request.scope
+    path = scope["path"]
+    if "?" in path or "#" in path or "\\" in path:  # escaped as Starlette escapes them
+        path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    query = scope.get("query_string", b"")
+    tail = f"{path}?{query.decode()}" if query else path
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + tail
+    server = scope.get("server")
+    host = request.headers.get("host")
+    return _base_url(scope.get("scheme", "http"), host, tuple(server) if server else None, "") + tail
 
 
 @_webhook_route("/voice")
