@@ -68,8 +68,8 @@ queries = st.one_of(  # what a request line carries: no spaces, controls or frag
 
 def signed_request(host: str | None, server: Any, root: str, path: str, query: bytes) -> Request:
     headers = [] if host is None else [(b"host", host.encode("latin-1"))]
-    scope = {"type": "http", "scheme": "https", "server": server, "path": path,
-             "root_path": root, "query_string": query, "headers": headers, "method": "POST"}  # fmt: skip
+    scope = {"type": "http", "scheme": "https", "server": server, "path": path, "root_path": root,
+             "query_string": query, "headers": headers, "method": "POST"}  # fmt: skip
     return Request(scope)
 
 

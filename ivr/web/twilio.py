@@ -214,8 +214,8 @@ def _public_url(request: Request, settings: Settings) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/") + tail
     server = scope.get("server")
-    host = request.headers.get("host")
-    return _base_url(scope.get("scheme", "http"), host, tuple(server) if server else None, "") + tail
+    address = tuple(server) if server else None
+    return _base_url(scope.get("scheme", "http"), request.headers.get("host"), address, "") + tail
 
 
 @_webhook_route("/voice")
