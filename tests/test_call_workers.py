@@ -4,6 +4,7 @@ the request's cancellation reach the right place without losing a worker."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -65,3 +66,18 @@ def test_turns_run_side_by_side_up_to_the_pool_size() -> None:
         return await asyncio.gather(*(on_call_worker(barrier.wait) for _ in range(CALL_WORKERS)))
 
     assert sorted(asyncio.run(main())) == list(range(CALL_WORKERS))
+
+
+def test_a_forked_child_starts_workers_of_its_own() -> None:
+    """A process forked after turns ran (a test runner, a pre-fork server) still gets its
+    turns done: its parent's threads are not there to take them."""
+    asyncio.run(on_call_worker(abs, -1))  # the parent's workers exist
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        try:
+            code = 0 if asyncio.run(asyncio.wait_for(on_call_worker(abs, -7), 5)) == 7 else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

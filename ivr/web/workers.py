@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Callable
 from queue import SimpleQueue
@@ -49,7 +50,7 @@ async def on_call_worker(function: Callable[P, R], *args: P.args, **kwargs: P.kw
 
 
 def _start_worker() -> None:
-    """One more thread, up to ``CALL_WORKERS``: started as turns come, as an executor does."""
+    """One more thread, up to ``CALL_WORKERS``: started with the first turns, not at import."""
     with _starting:
         if len(_threads) >= CALL_WORKERS:
             return
@@ -57,6 +58,16 @@ def _start_worker() -> None:
         thread = threading.Thread(target=_work, name=f"call_{len(_threads)}", daemon=True)
         thread.start()
         _threads.append(thread)
+
+
+def _forget_threads() -> None:
+    """A forked child has none of its parent's threads: it starts its own."""
+    global _jobs, _starting
+    _jobs, _starting = SimpleQueue(), threading.Lock()
+    _threads.clear()
+
+
+os.register_at_fork(after_in_child=_forget_threads)
 
 
 def _work() -> None:
