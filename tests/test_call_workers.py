@@ -71,7 +71,11 @@ def test_turns_run_side_by_side_up_to_the_pool_size() -> None:
 def test_a_forked_child_starts_workers_of_its_own() -> None:
     """A process forked after turns ran (a test runner, a pre-fork server) still gets its
     turns done: its parent's threads are not there to take them."""
-    asyncio.run(on_call_worker(abs, -1))  # the parent's workers exist
+    async def start_every_worker() -> None:
+        for n in range(CALL_WORKERS):
+            await on_call_worker(abs, -n)
+
+    asyncio.run(start_every_worker())  # the parent has all its threads
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through its exit status
         try:
