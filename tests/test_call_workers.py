@@ -71,6 +71,7 @@ def test_turns_run_side_by_side_up_to_the_pool_size() -> None:
 def test_a_forked_child_starts_workers_of_its_own() -> None:
     """A process forked after turns ran (a test runner, a pre-fork server) still gets its
     turns done: its parent's threads are not there to take them."""
+
     async def start_every_worker() -> None:
         for n in range(CALL_WORKERS):
             await on_call_worker(abs, -n)
