@@ -362,6 +362,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
+    if args.backend != "sqlite" and not args.postgres_url:
+        parser.error("PostgreSQL: set IVR_TEST_POSTGRES_URL or pass --postgres-url")
 
     if args.backend != "both":
         results = [run_one(args)]
@@ -370,7 +372,9 @@ def main() -> None:
         for backend in ("sqlite", "postgresql"):
             argv = [a for a in sys.argv[1:] if a != "--json"]
             child = [sys.executable, __file__, *argv, "--backend", backend, "--json"]
-            done = subprocess.run(child, stdout=subprocess.PIPE, text=True, check=True)
+            done = subprocess.run(child, stdout=subprocess.PIPE, text=True)
+            if done.returncode:  # the child said why on stderr
+                raise SystemExit(done.returncode)
             results.extend(json.loads(done.stdout))
     if args.json:
         print(json.dumps(results))
