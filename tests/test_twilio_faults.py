@@ -373,6 +373,21 @@ def test_no_proxy_lets_a_host_be_fetched_directly(monkeypatch: pytest.MonkeyPatc
     assert proxy_for(f"http://127.0.0.1:8080{PREFIX}/RE1.wav") is None  # no HTTP_PROXY
 
 
+def test_a_changed_proxy_variable_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The choice is remembered per host (the environment is walked once), but not past a
+    change of the variables."""
+    clear_proxies(monkeypatch)
+    url = f"https://api.twilio.com{PREFIX}/RE1.wav"
+    assert proxy_for(url) is None
+    monkeypatch.setenv("https_proxy", "http://relay.example:3128")
+    assert proxy_for(url) == "http://relay.example:3128"
+    monkeypatch.setenv("no_proxy", ".twilio.com")
+    assert proxy_for(url) is None
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.setenv("https_proxy", "http://other.example:8080")
+    assert proxy_for(url) == "http://other.example:8080"
+
+
 def serve_at_start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``ivr serve`` with ``env``, for a setting that must stop it at start (60 s at most)."""
     ivr = str(Path(sys.executable).with_name("ivr"))

@@ -29,6 +29,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -64,12 +65,28 @@ class ProxyUnusable(ValueError):
     """The proxy the environment names for Twilio's API cannot carry a download."""
 
 
+_PROXY_VARIABLES = (
+    "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY",
+    "REQUEST_METHOD",
+)  # fmt: skip
+"""What the standard library's choice of a proxy reads (``REQUEST_METHOD``: under CGI it
+ignores ``HTTP_PROXY``)."""
+
+
 def proxy_for(url: str) -> str | None:
     """The proxy the standard variables name for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``),
     unless ``NO_PROXY`` covers its host; None: fetched directly."""
     parts = urlsplit(url)
-    proxy = urllib.request.getproxies_environment().get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or ""):
+    variables = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
+    return _proxy_for(parts.scheme, parts.hostname or "", variables)
+
+
+@lru_cache(maxsize=32)
+def _proxy_for(scheme: str, host: str, _variables: tuple[str | None, ...]) -> str | None:
+    """Once per host and values of the variables: the standard library walks the whole
+    environment for it, 35 µs of every recording's download."""
+    proxy = urllib.request.getproxies_environment().get(scheme)
+    if not proxy or urllib.request.proxy_bypass_environment(host):
         return None
     return proxy
 
