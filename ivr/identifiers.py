@@ -7,7 +7,6 @@ is still on the line.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -77,12 +76,6 @@ def _parse_iranian(value: str) -> phonenumbers.PhoneNumber | None:
         return None
 
 
-PHONES_REMEMBERED = 4096
-"""Answers kept for recent numbers (in memory only): phonenumbers' parse and validation cost
-30–60 µs a number, asked for again on a call's later turns (the caller ID, the number typed)."""
-
-
-@lru_cache(maxsize=PHONES_REMEMBERED)
 def normalize_phone(value: str | None) -> str | None:
     """An Iranian phone number in national 11-digit form (09121234567, 02537123456), or None.
 
@@ -101,7 +94,6 @@ def normalize_phone(value: str | None) -> str | None:
     return national if len(national) == 11 else None
 
 
-@lru_cache(maxsize=PHONES_REMEMBERED)
 def is_valid_callback_number(value: str) -> bool:
     """Whether ``value`` is a number we can call back: 11 digits, 0-prefixed, mobile or landline.
 
