@@ -72,7 +72,6 @@ from pathlib import Path
 import httpx
 from twilio.request_validator import RequestValidator
 
-CALLER = "+989121234567"
 ACCOUNT_SID = "AC" + "0" * 32
 RECORDINGS = f"2010-04-01/Accounts/{ACCOUNT_SID}/Recordings"
 
@@ -158,6 +157,9 @@ class Caller:
         self.base_url = base_url
         self.validator = validator
         self.call_sid = "CA" + secrets.token_hex(16)
+        self.number = f"+98912{secrets.randbelow(10**7):07d}"
+        """A mobile number of its own: callers are different people, so nothing the server
+        remembers per number is found again as if they were one."""
         self.status = "ringing"
         self.turn: str | None = None
         """The turn the last answer's webhook URLs named (``?turn=N``), sent back as Twilio does."""
@@ -169,9 +171,9 @@ class Caller:
             "CallSid": self.call_sid,
             "CallStatus": self.status,
             "Called": "124",
-            "Caller": CALLER,
+            "Caller": self.number,
             "Direction": "inbound",
-            "From": CALLER,
+            "From": self.number,
             "To": "124",
         } | extra
         url = self.base_url + path
