@@ -26,6 +26,7 @@ Exit status: 0 every call completed, 1 some failed, 3 the time limit cut a run s
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import re
@@ -314,7 +315,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run ivr serve without its AMI queue-event listener")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
-    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    try:
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    except ValueError:
+        parser.error(f"--rates: numbers separated by commas, not {args.rates!r}")
+    numbers = (*rates, args.phase_seconds, args.time_limit)
+    if not rates or not all(0 < x < math.inf for x in numbers):  # NaN is neither
+        parser.error("--rates, --phase-seconds and --time-limit must be positive")
     reason = cannot_run_reason()
     if reason:
         print(reason, file=sys.stderr)

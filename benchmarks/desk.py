@@ -127,6 +127,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
     parser.add_argument("--postgres-url", default=os.environ.get("IVR_TEST_POSTGRES_URL", ""))
     args = parser.parse_args()
+    if args.tickets < 1 or args.requests < 1:
+        parser.error("--tickets and --requests must be positive")
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     rows = []
     for backend in backends:

@@ -269,6 +269,8 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("IVR_TEST_POSTGRES_URL", ""))
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    if args.calls < 1 or args.steps_per_call < 1:
+        parser.error("--calls and --steps-per-call must be positive")
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     results = []
     for backend in backends:

@@ -362,6 +362,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
+    if args.tickets < 1 or args.creates < 1 or args.lookups < 1:
+        parser.error("--tickets, --creates and --lookups must be positive")
     if args.backend != "sqlite" and not args.postgres_url:
         parser.error("PostgreSQL: set IVR_TEST_POSTGRES_URL or pass --postgres-url")
 

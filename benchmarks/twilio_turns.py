@@ -678,9 +678,9 @@ def main(argv: list[str] | None = None) -> int:
         "it starts gets CPU 0 and this process the others, when there are two or more)",
     )
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.pause < 0:
+    if args.rounds < 1 or not 0 <= args.pause < math.inf:  # NaN is neither
         parser.error("--rounds must be positive and --pause not negative")
-    if args.calls < 1 or args.concurrency < 1 or args.max_seconds <= 0:
+    if args.calls < 1 or args.concurrency < 1 or not 0 < args.max_seconds < math.inf:
         parser.error("--calls, --concurrency and --max-seconds must be positive")
     if args.base_url and not loopback(args.base_url):
         parser.error("--base-url must be a loopback address (127.0.0.1, ::1, localhost)")
