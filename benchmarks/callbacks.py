@@ -189,8 +189,6 @@ def database(backend: str, server: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="ivr-bench-") as base:
             yield f"sqlite:///{Path(base) / 'ivr.db'}"
         return
-    if not server:
-        raise SystemExit("PostgreSQL: set IVR_TEST_POSTGRES_URL or pass --postgres-url")
     name = f"ivr_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

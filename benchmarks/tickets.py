@@ -306,8 +306,6 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
             url = f"sqlite:///{base / 'ivr.db'}"
             figures = measure(url, args.tickets, args.creates, args.lookups, base)
         else:
-            if not args.postgres_url:
-                raise SystemExit("PostgreSQL: set IVR_TEST_POSTGRES_URL or pass --postgres-url")
             with scratch_postgres(args.postgres_url, args.keep) as url:
                 figures = measure(url, args.tickets, args.creates, args.lookups, base)
     finally:
