@@ -39,6 +39,7 @@ from sqlmodel import Session, col
 
 from ivr.clock import as_aware, as_stored, utcnow
 from ivr.flow.outcomes import CallEnd, CallOutcome, EventKind, StepOutcome
+from ivr.tickets import kept
 from ivr.tickets.db import one_statement_engine, session_scope
 from ivr.tickets.models import (
     Call,
@@ -286,7 +287,8 @@ class CallStore:
             "state": "{}",
             "turn": 0,
         }
-        with self._single.begin() as connection:  # PostgreSQL: one autocommitted statement
+        # PostgreSQL: one autocommitted statement
+        with kept.connection(self._single) as connection, connection.begin():
             if self._open_insert is not None:
                 made = self._open_insert.scalar(connection, values)
                 if made is not None:
@@ -320,7 +322,7 @@ class CallStore:
         with self._lock:
             recent = self._recent.get(external_id)
         try:
-            with self._single.connect() as connection:
+            with kept.connection(self._single) as connection:
                 row = self._load.first(connection, {"sid": external_id})
         except SQLAlchemyError:
             if recent is None:
@@ -386,11 +388,11 @@ class CallStore:
         try:
             if self._saves_with_steps is not None and rows:
                 params |= {f"s_{name}": [row[name] for row in rows] for name in _STEP_COLUMNS}
-                with self._single.connect() as connection:
+                with kept.connection(self._single) as connection:
                     if self._saves_with_steps[shape].run(connection, params) != len(rows):
                         self._not_saved(connection, call_id, turn)
             else:
-                with self.engine.begin() as connection:
+                with kept.connection(self.engine) as connection, connection.begin():
                     if self._saves[shape].run(connection, params) != 1:
                         self._not_saved(connection, call_id, turn)
                     if rows:

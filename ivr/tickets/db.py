@@ -27,6 +27,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session
 
+from ivr.tickets import kept
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -161,9 +163,12 @@ def make_engine(url: str) -> Engine:
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 2}
         engine = create_engine(url, connect_args=connect_args, **_pool_options())
         _ping_when_idle(engine)
+        kept.watch(engine)
         return engine
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        kept.watch(engine)
+        return engine
     if (
         parsed.database
         and parsed.database != ":memory:"
@@ -195,6 +200,7 @@ def make_engine(url: str) -> Engine:
         if isinstance(dbapi_connection, SerialConnection):
             dbapi_connection.writer_lock = lock
 
+    kept.watch(engine)
     return engine
 
 

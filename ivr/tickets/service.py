@@ -32,6 +32,7 @@ from ivr.categories import Categories, load_categories
 from ivr.clock import as_aware, as_stored, utcnow
 from ivr.notify import queue_mails
 from ivr.speech import normalize_digits
+from ivr.tickets import kept
 from ivr.tickets.allocator import TrackingAllocator
 from ivr.tickets.db import one_statement_engine, session_scope
 from ivr.tickets.models import (
@@ -291,7 +292,7 @@ class TicketService:
             try:
                 if tracking is None:
                     tracking = self.allocator.next_tracking()
-                with self._single.begin() as connection:
+                with kept.connection(self._single) as connection, connection.begin():
                     self._add(connection, tracking, fields, created_at, clocks, actor)
                 return CreatedTicket(tracking, spooled=False)
             except IntegrityError:
@@ -340,7 +341,7 @@ class TicketService:
             return []
 
     def _tracking_for(self, call_key: str) -> str | None:
-        with self._single.connect() as connection:
+        with kept.connection(self._single) as connection:
             found: str | None = self._tracking_by_call.scalar(connection, {"call_key": call_key})
         return found
 

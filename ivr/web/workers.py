@@ -9,6 +9,10 @@ The hand-over is a queue the threads read and ``call_soon_threadsafe`` back: the
 hop can do. ``loop.run_in_executor`` wraps each job in two futures, a semaphore and a lock on
 each side, which cost 40 µs of CPU a turn more at 20 concurrent turns (a tenth of a turn; anyio's
 ``run_sync``, the way FastAPI runs synchronous routes, costs more still).
+
+A thread keeps its database connection from one turn to the next while turns keep coming
+(``ivr.tickets.kept``): a pool checkout saved for each of a turn's two to four statements. Each
+thread still uses one connection at a time, so the pool bound above holds.
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, ParamSpec, TypeVar
 
+from ivr.tickets import kept
 from ivr.tickets.db import POOL_SIZE
 
 CALL_WORKERS = 12
 """Threads for calls' turns (``ivr.web.twilio``); the queue's and agents' routes are anyio's."""
+KEEP_IDLE_S = 1.0
+"""A call worker with no turn for this long gives its kept database connection back: well
+inside the pool's idle time before a ping (``ivr.tickets.db.PING_IDLE_S``), so a kept
+connection is one a pooled connection would have been lent as it is."""
 OTHER_WORKERS = POOL_SIZE - CALL_WORKERS
 """Threads for every other synchronous route (the desk, health, the try page): anyio's."""
 
@@ -71,8 +80,13 @@ os.register_at_fork(after_in_child=_forget_threads)
 
 
 def _work() -> None:
+    kept.keep_connections()
     while True:
-        loop, future, job = _jobs.get()
+        try:
+            loop, future, job = _jobs.get(timeout=KEEP_IDLE_S)
+        except Empty:  # no turn for a while: the kept database connections go back
+            kept.release()
+            loop, future, job = _jobs.get()
         try:
             result = job()
         except BaseException as error:  # handed to the awaiting request, whatever it is
