@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr.calendar import (
     DEFAULT_POLICY_FILE,
@@ -20,6 +22,7 @@ from ivr.calendar import (
     SlaPolicy,
     ThursdayRule,
     WorkCalendar,
+    clock_reaches,
     deadlines,
     fixed_holidays,
     jalali_year_bounds,
@@ -371,3 +374,21 @@ def test_a_changed_categories_file_changes_the_deadlines() -> None:
     later = deadlines(created, "other", QOM, CAL, slower).resolution_due
     assert due is not None and later is not None
     assert CAL.working_seconds_between(due, later, QOM) == 2 * 8 * 3600  # two more working days
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    created=st.datetimes(min_value=datetime(2025, 3, 21), max_value=datetime(2027, 3, 10)),
+    days=st.integers(min_value=1, max_value=30),
+)
+def test_unpaused_the_clock_reaches_its_budget_at_the_nth_working_days_close(
+    created: datetime, days: int
+) -> None:
+    """What lets ``deadlines`` skip walking the clock for a new ticket (no pauses)."""
+    close = CAL.add_working_days(created, days, QOM)
+    budget = CAL.working_time_between(created, close, QOM)
+    assert clock_reaches(CAL, created, QOM, budget) == close
+    policy = SlaPolicy(days, days, 0.5)
+    found = deadlines(created, "x", QOM, CAL, {"x": policy})
+    walked = deadlines(created, "x", QOM, CAL, {"x": policy}, [(close, close)])
+    assert found.resolution_due == found.first_response_due == walked.resolution_due == close

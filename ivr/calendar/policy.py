@@ -137,10 +137,12 @@ def deadlines(
     sla = policy_for(policy, category)
     moments: list[datetime | None] = []
     for days in (sla.first_response_days, sla.resolution_days):
-        budget = calendar.working_time_between(
-            created_utc, calendar.add_working_days(created_utc, days, province), province
+        close = calendar.add_working_days(created_utc, days, province)
+        budget = calendar.working_time_between(created_utc, close, province)
+        # Unpaused, the clock reaches its budget at that close: no second walk (a new ticket)
+        moments.append(
+            clock_reaches(calendar, created_utc, province, budget, paused) if paused else close
         )
-        moments.append(clock_reaches(calendar, created_utc, province, budget, paused))
         moments.append(
             clock_reaches(calendar, created_utc, province, budget * sla.warn_fraction, paused)
         )
