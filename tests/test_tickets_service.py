@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pg import db_url, migrated_url  # noqa: F401  (fixtures)
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, func, select
@@ -343,6 +344,26 @@ def test_a_broken_spool_file_does_not_block_the_others(db: Database, tmp_path: P
     assert service.replay_spool() == 1
     assert broken.exists()  # left for a human to look at
     assert len(service.latest()) == 1
+
+
+def test_a_call_asking_again_gets_its_stored_ticket_back(
+    migrated_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A retried confirm: the second insert meets the unique key on the call and answers with
+    the ticket stored the first time, on both backends."""
+    settings = Settings(storage_dir=tmp_path, database_url=migrated_url)
+    service = TicketService(make_engine(migrated_url), settings)
+    first = service.create(draft(), call_key="twilio:CA-again")
+    again = service.create(draft(callback="09350000000"), call_key="twilio:CA-again")
+    other = service.create(draft(), call_key="twilio:CA-other")
+    assert again == first == CreatedTicket(first.tracking, spooled=False)
+    assert other.tracking != first.tracking
+    with Session(service.engine) as session:
+        rows = session.exec(select(Ticket.tracking, Ticket.callback_number)).all()
+    kept = "09121234567"  # the first confirm's callback number: the retry changed nothing
+    assert sorted(rows) == sorted([(first.tracking, kept), (other.tracking, kept)])
+    service.engine.dispose()
 
 
 # --- a server reads the calendar at start ---------------------------------------------------
