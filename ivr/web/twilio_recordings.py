@@ -27,6 +27,7 @@ import threading
 import time
 import urllib.request
 import uuid
+import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -204,7 +205,12 @@ class _Download:
         os.chmod(self.folder, 0o700)
         try:
             self._download()
-            seconds = read_wav_info(self.partial).duration  # raises unless a WAV we can play
+            try:  # the file is opened once more only here: wave reads its RIFF header first
+                seconds = read_wav_info(self.partial).duration
+            except (wave.Error, EOFError) as error:
+                raise RecordingRefused(
+                    f"the answer is not a WAV file we can play: {error}"
+                ) from None
             with self._lock:
                 if self._abandoned:
                     raise RecordingRefused("the webhook stopped waiting")
@@ -280,6 +286,3 @@ class _Download:
                     raise RecordingRefused(f"more than {MAX_BYTES} bytes")
                 out.write(chunk)
                 self._remaining()
-        with self.partial.open("rb") as head:
-            if head.read(4) != b"RIFF":
-                raise RecordingRefused("the answer is not a WAV file")
