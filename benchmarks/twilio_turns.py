@@ -83,6 +83,9 @@ class Step:
     extra: dict[str, str]
     expect: str
     """A substring the answer must contain (or the status code, for the status callback)."""
+    work: str = ""
+    """What the turn does beyond a menu's (fetching the recording, storing the ticket): such
+    turns are summed apart in the breakdown."""
 
 
 def call_steps(recording_url: str) -> list[Step]:
@@ -97,11 +100,18 @@ def call_steps(recording_url: str) -> list[Step]:
             "/twilio/recorded",
             {"RecordingUrl": recording_url, "RecordingDuration": "3", "Digits": "#"},
             "describe-review.wav",
+            work="the recording's fetch",
         ),
         Step("2 confirm", "/twilio/gather", {"Digits": "2"}, "callback-your_number.wav"),
         Step("1 caller ID", "/twilio/gather", {"Digits": "1"}, "nid-enter.wav"),
         Step("# no national ID", "/twilio/gather", {"Digits": ""}, "summary-menu.wav"),
-        Step("1 register", "/twilio/gather", {"Digits": "1"}, "registered-done.wav"),
+        Step(
+            "1 register",
+            "/twilio/gather",
+            {"Digits": "1"},
+            "registered-done.wav",
+            work="the ticket's storing",
+        ),
         Step(
             "status completed",
             "/twilio/status",
@@ -403,6 +413,14 @@ def by_step_lines(rounds: list[list[tuple[str, float]]], calls: int) -> list[str
     for label, seconds in medians.items():
         ratio = f"{seconds / floor:5.1f}×" if floor else ""
         lines.append(f"    {label:18s} {seconds * 1000:6.2f} ms  {ratio}")
+    worked = {step.label: step.work for step in call_steps("") if step.work}
+    menus = [s for label, s in medians.items() if label not in worked and label != PING_STEP.label]
+    if menus and floor:
+        mean = statistics.mean(menus)
+        lines.append(
+            f"menu turns (all but {' and '.join(worked.values())}): "
+            f"{mean * 1000:.2f} ms a turn, {mean / floor:.1f}× the floor"
+        )
     return lines
 
 
