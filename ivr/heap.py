@@ -1,6 +1,6 @@
 """The garbage collector set for a long-running server: what start-up made is left alone.
 
-A hotline process makes about 170,000 objects at start (modules, SQLAlchemy's tables and
+A hotline process makes about 175,000 objects at start (modules, SQLAlchemy's tables and
 compiled statements, the prompt catalogue, the calendar's caches) and keeps them until it stops.
 Python's full collection walked all of them, about 78 ms with every thread held, every few
 thousand turns; and with the default first-generation threshold (700 objects) a turn's short-lived
