@@ -154,7 +154,14 @@ class SerialConnection(sqlite3.Connection):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine with the settings each backend needs to be shared by threads and processes."""
+    """An engine with the settings each backend needs to be shared by threads and processes;
+    a connection it drops also drops those the call workers keep (``ivr.tickets.kept``)."""
+    engine = _backend_engine(url)
+    kept.watch(engine)
+    return engine
+
+
+def _backend_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         # pre_ping: a PostgreSQL restart must not cost the next caller their ticket. A short
@@ -163,12 +170,9 @@ def make_engine(url: str) -> Engine:
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 2}
         engine = create_engine(url, connect_args=connect_args, **_pool_options())
         _ping_when_idle(engine)
-        kept.watch(engine)
         return engine
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True)
-        kept.watch(engine)
-        return engine
+        return create_engine(url, pool_pre_ping=True)
     if (
         parsed.database
         and parsed.database != ":memory:"
@@ -200,7 +204,6 @@ def make_engine(url: str) -> Engine:
         if isinstance(dbapi_connection, SerialConnection):
             dbapi_connection.writer_lock = lock
 
-    kept.watch(engine)
     return engine
 
 
