@@ -82,6 +82,9 @@ class CallSession:
         """The call as its last turn left it, when it was loaded from the store."""
         self.reply: str | None = None
         """The transport's answer to the last event, when it gave ``feed`` a ``render``."""
+        self._started_from: str | None = None
+        """The stored state this session's next save expects, when it was remembered rather
+        than read (``CallStore.save_turn``'s ``was``)."""
 
     @classmethod
     def start(
@@ -128,13 +131,18 @@ class CallSession:
         return session, actions
 
     @classmethod
-    def resume(cls, services: Services, external_id: str) -> CallSession | None:
-        """Load a call another webhook (maybe on another node) started; None if unknown."""
-        found = services.calls.load(external_id)
+    def resume(
+        cls, services: Services, external_id: str, *, at_turn: int | None = None
+    ) -> CallSession | None:
+        """Load a call another webhook (maybe on another node) started; None if unknown.
+        ``at_turn``: the turn the request answers (``CallStore.load``)."""
+        found = services.calls.load(external_id, at_turn=at_turn)
         if found is None:
             return None
         session = cls(services, external_id, found.id, CallState.from_json(found.state))
         session.turn, session.saved = found.turn, found
+        if found.remembered:
+            session._started_from = found.state
         return session
 
     @classmethod
@@ -319,15 +327,19 @@ class CallSession:
                 outcome, ended_by = ending
                 tracking = self.state.tracking if outcome is CallOutcome.TICKET else None
                 closing = Ending(outcome, ended_by, tracking)
+            state_json = stored.to_json()
             self.services.calls.save_turn(
                 self.call_id,
-                stored.to_json(),
+                state_json,
                 steps,
                 ending=closing,
                 turn=self.turn if turned else None,
                 reply=self.reply,
                 reply_token=token,
+                was=self._started_from,
             )
+            if self._started_from is not None:
+                self._started_from = state_json
         except TurnTaken:
             raise
         except Exception:

@@ -701,6 +701,35 @@ def test_hangup_halfway_leaves_no_ticket_and_late_webhooks_are_harmless(
     assert server.alive()
 
 
+def test_a_hangup_another_node_saved_is_not_undone_by_a_late_turn(
+    start_server: Callable[..., IvrServer], calls: CallHelpers
+) -> None:
+    """The node that gave a call's last answer takes its next turn from memory; another node
+    on the same database saves the hangup meanwhile. A late request for that turn on the
+    first node changes nothing: the call stays ended, with no step after its hangup."""
+    node = start_server()
+    other = start_server(database_url=f"sqlite:///{node.db_path}")
+    with TwilioPhone(node.base_url, node.token) as phone:
+        phone.dial()
+        categories = phone.press("1")
+        assert categories.gather is not None and "?turn=2" in categories.gather["action"]
+        assert phone.hangup(f"{other.base_url}/twilio/status").status_code == 204
+        ended = call_row(node, phone.call_sid)
+        assert ended is not None and ended["outcome"] == "abandoned" and ended["ended_at"]
+        recorded = steps(node, phone.call_sid)
+
+        phone.call_status = "in-progress"  # a gather Twilio sent before it saw the hangup
+        late = phone.post_raw(
+            categories.gather["action"],
+            params := phone.base_params() | {"Digits": "1"},
+            phone.sign(categories.gather["action"], params),
+        )
+        assert late.status_code == 200 and "<Response" in late.text
+    assert call_row(node, phone.call_sid) == ended
+    assert steps(node, phone.call_sid) == recorded
+    assert node.alive() and other.alive()
+
+
 def test_status_callbacks_for_unknown_or_live_calls(
     server: IvrServer, phones: Callable[..., TwilioPhone], calls: CallHelpers
 ) -> None:

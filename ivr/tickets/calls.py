@@ -9,6 +9,7 @@ into the records.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import OrderedDict
@@ -92,6 +93,9 @@ class SavedCall:
     """How many answers the call was given (``/twilio/voice``'s is the first)."""
     reply: str | None
     reply_token: str | None
+    remembered: bool = False
+    """Read from this process's memory, not the database: this node gave the call's last
+    answer, and its next turn's save checks that nobody changed the state since."""
 
 
 @dataclass(frozen=True)
@@ -135,11 +139,14 @@ _OPEN_KEYS = (
 )
 
 
-def _save_turn_statement(turned: bool, ending: bool, linked: bool) -> Update:
+def _save_turn_statement(turned: bool, ending: bool, linked: bool, checked: bool) -> Update:
     """The UPDATE a turn's save runs, built once per shape: building it from literal values
-    on every turn cost more CPU than the rest of the save."""
+    on every turn cost more CPU than the rest of the save. ``checked``: only if the stored
+    state is still the one the turn started from (it was remembered, not read)."""
     values: dict[str, object] = {"state": bindparam("b_state")}
     condition = _CALL.c.id == bindparam("b_id")
+    if checked:
+        condition = condition & (_CALL.c.state == bindparam("b_was"))
     if turned:
         values |= {
             "turn": bindparam("b_next"),
@@ -162,13 +169,10 @@ def _save_turn_statement(turned: bool, ending: bool, linked: bool) -> Update:
 
 
 _SAVE_TURN = {
-    (turned, ending, linked): _save_turn_statement(turned, ending, linked)
-    for turned in (False, True)
-    for ending in (False, True)
-    for linked in (False, True)
+    shape: _save_turn_statement(*shape) for shape in itertools.product((False, True), repeat=4)
 }
-"""By (a turn answered, the call ended, its ticket named): the ticket is only looked up when
-there is one (a spooled ticket is not found: linked later)."""
+"""By (a turn answered, the call ended, its ticket named, the state checked): the ticket is
+only looked up when there is one (a spooled ticket is not found: linked later)."""
 
 _STEP_COLUMNS = ("at", "node", "event", "key", "outcome")
 _STEP_KEYS = ("call_id", *_STEP_COLUMNS)
@@ -178,12 +182,13 @@ _STEP_ARRAYS = {
 }
 
 
-def _save_with_steps_statement(turned: bool, ending: bool, linked: bool) -> Insert:
+def _save_with_steps_statement(turned: bool, ending: bool, linked: bool, checked: bool) -> Insert:
     """PostgreSQL: a turn's update and its steps as one statement, autocommitted — one round
     trip where a transaction took four (BEGIN, UPDATE, INSERT, COMMIT), and still all or
     nothing. The steps come as one array per column; no step is stored unless the update
     found the call at its turn, so the rows inserted say whether it did."""
-    moved = _save_turn_statement(turned, ending, linked).returning(_CALL.c.id).cte("moved")
+    moved = _save_turn_statement(turned, ending, linked, checked)
+    moved = moved.returning(_CALL.c.id).cte("moved")
     steps = func.unnest(*_STEP_ARRAYS.values()).table_valued(*_STEP_COLUMNS).render_derived()
     rows = select(moved.c.id, *(steps.c[name] for name in _STEP_COLUMNS)).join_from(
         moved, steps, true()
@@ -317,10 +322,19 @@ class CallStore:
         saved = self.load(external_id)
         return None if saved is None else (saved.id, saved.state)
 
-    def load(self, external_id: str) -> SavedCall | None:
-        """The call's state, turn and last answer; None for a call never opened."""
+    def load(self, external_id: str, *, at_turn: int | None = None) -> SavedCall | None:
+        """The call's state, turn and last answer; None for a call never opened.
+
+        ``at_turn``: the turn the request answers. When this process gave that answer and
+        saved it, the call comes from memory, not the database (``remembered``): a read saved
+        on most turns, a round trip on PostgreSQL. Its save then also checks the state (see
+        ``save_turn``), so a turn another node answered or a hangup it saved is never lost.
+        """
         with self._lock:
             recent = self._recent.get(external_id)
+        mine = recent[0] if recent is not None and recent[1] else None
+        if mine is not None and at_turn and mine.turn == at_turn:
+            return replace(mine, remembered=True)
         try:
             with kept.connection(self._single) as connection:
                 row = self._load.first(connection, {"sid": external_id})
@@ -351,15 +365,19 @@ class CallStore:
         turn: int | None = None,
         reply: str | None = None,
         reply_token: str | None = None,
+        was: str | None = None,
     ) -> None:
         """State, steps and (on the last turn) how the call ended, in one transaction (one
         statement on PostgreSQL): a crash never leaves one without the other.
 
         ``turn``: the turn this answers; the save happens only if the call is still at it
         (``TurnTaken`` otherwise, saving nothing), and ``reply`` becomes the answer given again
-        to a retry of it.
+        to a retry of it. ``was``: the state the turn started from, when that was remembered
+        rather than read; the save then also happens only if the stored state is still it.
         """
         params: dict[str, object] = {"b_id": call_id, "b_state": state_json}
+        if was is not None:
+            params["b_was"] = was
         if turn is not None:
             params |= {"b_turn": turn, "b_next": turn + 1, "b_reply": reply}
             params["b_token"] = reply_token
@@ -372,7 +390,7 @@ class CallStore:
             if ending.ticket_tracking is not None:
                 params["b_tracking"] = ending.ticket_tracking
         linked = ending is not None and ending.ticket_tracking is not None
-        shape = (turn is not None, ending is not None, linked)
+        shape = (turn is not None, ending is not None, linked, was is not None)
         rows = [
             {
                 "call_id": call_id,
@@ -390,11 +408,11 @@ class CallStore:
                 params |= {f"s_{name}": [row[name] for row in rows] for name in _STEP_COLUMNS}
                 with kept.connection(self._single) as connection:
                     if self._saves_with_steps[shape].run(connection, params) != len(rows):
-                        self._not_saved(connection, call_id, turn)
+                        self._not_saved(connection, call_id, turn is not None or was is not None)
             else:
                 with kept.connection(self.engine) as connection, connection.begin():
                     if self._saves[shape].run(connection, params) != 1:
-                        self._not_saved(connection, call_id, turn)
+                        self._not_saved(connection, call_id, turn is not None or was is not None)
                     if rows:
                         self._insert_steps.run_many(connection, rows)
         except SQLAlchemyError:
@@ -409,14 +427,12 @@ class CallStore:
             )
 
     @staticmethod
-    def _not_saved(connection: Connection, call_id: int, turn: int | None) -> NoReturn:
-        """The save changed nothing: another request answered this turn first, or (a bug)
-        the call is not there."""
-        if (
-            turn is not None
-            and connection.execute(select(_CALL.c.id).where(_CALL.c.id == call_id)).first()
-        ):
-            raise TurnTaken(f"call {call_id} has moved past turn {turn}")
+    def _not_saved(connection: Connection, call_id: int, guarded: bool) -> NoReturn:
+        """The save changed nothing: another request answered this turn first (or, for a
+        remembered state, another node saved the call since), or (a bug) the call is not
+        there."""
+        if guarded and connection.execute(select(_CALL.c.id).where(_CALL.c.id == call_id)).first():
+            raise TurnTaken(f"call {call_id} has moved on since its state was read")
         raise LookupError(f"no call {call_id}")
 
     def _after(

@@ -331,7 +331,7 @@ def _session_for_turn(form: Webhook, ctx: AppContext) -> CallSession | Response 
     """The call to advance, or the answer already given when this request is a retry or a
     replay; None for a call this server never saw (or cannot load: the turn then fails over)."""
     try:
-        session = CallSession.resume(ctx.services, form.call_sid)
+        session = CallSession.resume(ctx.services, form.call_sid, at_turn=form.turn)
     except Exception:
         log.exception("could not load Twilio call %s", form.call_sid)
         return None

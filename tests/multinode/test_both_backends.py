@@ -164,6 +164,51 @@ def test_a_turns_save_is_all_or_nothing_on_each_backend(migrated_url: str, tmp_p
         engine.dispose()
 
 
+def test_a_remembered_turn_reads_nothing_and_loses_no_other_nodes_save(
+    migrated_url: str,
+) -> None:
+    """The node that gave a call's last answer takes its next turn from memory, not from
+    the database (a row changed behind its back shows it). The save then checks the state
+    too, so what another node saved meanwhile without a turn (a hangup) is never written
+    over; another node, or a request for any other turn, reads the database."""
+    engine = make_engine(migrated_url)
+    node, other = CallStore(engine), CallStore(engine)
+    pressed = StepRecord("main", EventKind.DIGITS, "1", StepOutcome.OK)
+    try:
+        call_id = node.open("twilio", "CAmine", "+989121234567", "124", province="qom")
+        node.save_turn(call_id, '{"node": "a"}', [pressed], turn=0, reply="<R1/>")
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE call SET reply = '<behind/>' WHERE id = :id"), {"id": call_id}
+            )
+
+        mine = node.load("CAmine", at_turn=1)
+        assert mine is not None and mine.remembered
+        assert (mine.state, mine.turn, mine.reply) == ('{"node": "a"}', 1, "<R1/>")
+        for read in (node.load("CAmine", at_turn=0), node.load("CAmine"),
+                     other.load("CAmine", at_turn=1)):  # fmt: skip
+            assert read is not None and not read.remembered and read.reply == "<behind/>"
+
+        # Another node saves the hangup (no turn); this node's remembered turn 1 then loses.
+        other.save_turn(call_id, '{"node": "ended"}', [pressed])
+        with pytest.raises(TurnTaken):
+            node.save_turn(call_id, '{"node": "b"}', [pressed], turn=1, reply="<R2/>",
+                           was=mine.state)  # fmt: skip
+        # Unchanged since, it wins as any turn does.
+        node.save_turn(call_id, '{"node": "c"}', [pressed], turn=1, reply="<R3/>",
+                       was='{"node": "ended"}')  # fmt: skip
+        with engine.connect() as connection:
+            call = connection.execute(
+                text("SELECT state, turn, reply FROM call WHERE id = :id"), {"id": call_id}
+            ).one()
+            steps = connection.execute(
+                text("SELECT count(*) FROM call_step WHERE call_id = :id"), {"id": call_id}
+            ).scalar()
+        assert tuple(call) == ('{"node": "c"}', 2, "<R3/>") and steps == 3
+    finally:
+        engine.dispose()
+
+
 def test_cli_on_each_backend(db_url: str, tmp_path: Path) -> None:
     """``ivr db upgrade``, a call from the terminal phone, ``ivr tickets list`` on the same URL."""
     env = node_env(tmp_path / "storage", db_url)
