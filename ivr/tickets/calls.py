@@ -186,9 +186,10 @@ def _save_with_steps_statement(turned: bool, ending: bool, linked: bool, checked
     """PostgreSQL: a turn's update and its steps as one statement, autocommitted — one round
     trip where a transaction took four (BEGIN, UPDATE, INSERT, COMMIT), and still all or
     nothing. The steps come as one array per column; no step is stored unless the update
-    found the call at its turn, so the rows inserted say whether it did."""
-    moved = _save_turn_statement(turned, ending, linked, checked)
-    moved = moved.returning(_CALL.c.id).cte("moved")
+    found the call at its turn (and state, when checked), so the rows inserted say whether it
+    did."""
+    saved = _save_turn_statement(turned, ending, linked, checked)
+    moved = saved.returning(_CALL.c.id).cte("moved")
     steps = func.unnest(*_STEP_ARRAYS.values()).table_valued(*_STEP_COLUMNS).render_derived()
     rows = select(moved.c.id, *(steps.c[name] for name in _STEP_COLUMNS)).join_from(
         moved, steps, true()
