@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -225,9 +225,10 @@ class CallSession:
 
     def _create(self, action: act.CreateTicket) -> TicketCreated | SystemFailed:
         # The action carries exactly the draft's fields: the engine names them, the store keeps.
+        # They are plain values, so its own dict serves (``asdict`` deep-copies each: 6 µs).
         try:
             created = self.services.tickets.create(
-                TicketDraft(**asdict(action)), call_key=self.call_key
+                TicketDraft(**vars(action)), call_key=self.call_key
             )
         except Exception:  # neither stored nor spooled: a person must take the request
             log.exception("call %s: the ticket could not be created", self.external_id)
