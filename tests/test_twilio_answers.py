@@ -38,12 +38,7 @@ bases = st.sampled_from(["http://127.0.0.1:8080", "https://ivr.example.ir", "htt
 def test_an_answer_given_again_is_the_one_rendering_gives(
     actions: tuple[act.Action, ...], base: str, turn: int
 ) -> None:
-    recorded = any(
-        isinstance(a, act.Recorded)
-        for action in actions
-        if isinstance(action, act.Play | act.Gather)
-        for a in action.prompts
-    )
+    recorded = "Recorded(" in repr(actions)  # told apart without the code under test's walk
     assert twilio._plays_recording(actions) is recorded
     if recorded:
         return

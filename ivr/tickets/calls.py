@@ -391,6 +391,7 @@ class CallStore:
             if ending.ticket_tracking is not None:
                 params["b_tracking"] = ending.ticket_tracking
         linked = ending is not None and ending.ticket_tracking is not None
+        guarded = turn is not None or was is not None
         shape = (turn is not None, ending is not None, linked, was is not None)
         rows = [
             {
@@ -409,11 +410,11 @@ class CallStore:
                 params |= {f"s_{name}": [row[name] for row in rows] for name in _STEP_COLUMNS}
                 with kept.connection(self._single) as connection:
                     if self._saves_with_steps[shape].run(connection, params) != len(rows):
-                        self._not_saved(connection, call_id, turn is not None or was is not None)
+                        self._not_saved(connection, call_id, guarded)
             else:
                 with kept.connection(self.engine) as connection, connection.begin():
                     if self._saves[shape].run(connection, params) != 1:
-                        self._not_saved(connection, call_id, turn is not None or was is not None)
+                        self._not_saved(connection, call_id, guarded)
                     if rows:
                         self._insert_steps.run_many(connection, rows)
         except SQLAlchemyError:
