@@ -8,37 +8,39 @@ origin, 10 MB at most, a total deadline, an audio content type and a WAV that pa
 is written beside its final name and renamed only when whole: nothing is left on failure.
 Recordings are personal data: files 0600 in a 0700 folder.
 
-Downloads run on a few threads of their own (``DOWNLOAD_THREADS``) with urllib3, whose
-connections to Twilio's API are kept open between calls: a synchronous download costs a
-quarter of the CPU of httpx's asynchronous one, and its threads are not the web workers, so
-slow downloads hold neither a caller's turn nor ``/healthz``. The webhook waits for its
-download no longer than ``DEADLINE_S`` (queueing for a thread included), then shuts the
-connection down, so the thread is free again at once. A site that reaches Twilio's API only
-through a proxy names it the usual way (``HTTPS_PROXY``, ``NO_PROXY``), as curl and httpx read it.
+Downloads run on a few threads of their own (``DOWNLOAD_THREADS``) with libcurl (pycurl),
+each thread keeping its handle and so its connections to Twilio's API open between calls: a
+48 KB download costs a third of urllib3's CPU (whose headers go through ``email.parser``), and
+its threads are not the web workers, so slow downloads hold neither a caller's turn nor
+``/healthz``. The webhook waits for its download no longer than ``DEADLINE_S`` (queueing for a
+thread included), which is also libcurl's own deadline for it, so the thread is free by then.
+A site that reaches Twilio's API only through a proxy names it the usual way
+(``HTTPS_PROXY``, ``NO_PROXY``), read as Python's standard library reads it and handed to
+libcurl explicitly, so both cases of the names count as for curl's other users.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import os
 import re
+import ssl
 import threading
 import time
 import urllib.request
 import uuid
 import wave
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import urllib3
-from urllib3.exceptions import HTTPError as Urllib3Error
+import pycurl
 
-from ivr.prompts import read_wav_info
 from ivr.settings import Settings
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -47,7 +49,6 @@ DEADLINE_S = 4.0
 within 5 s."""
 CONNECT_S = 2.0
 MAX_REDIRECTS = 3
-CHUNK = 64 * 1024
 DOWNLOAD_THREADS = 8
 AUDIO_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -55,11 +56,6 @@ _RECORDING = re.compile(r"[A-Za-z0-9]{1,64}(\.wav)?")
 _ACCOUNT = re.compile(r"[A-Za-z0-9]{1,64}")
 
 _threads = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="recording")
-_POOL_OPTIONS: dict[str, Any] = {"num_pools": 4, "maxsize": DOWNLOAD_THREADS, "retries": False}
-"""Redirects are never followed by urllib3 (each hop is checked here); nothing is retried."""
-_direct = urllib3.PoolManager(**_POOL_OPTIONS)
-_proxied: dict[str, urllib3.ProxyManager] = {}
-_proxied_lock = threading.Lock()
 
 
 class ProxyUnusable(ValueError):
@@ -92,33 +88,29 @@ def _proxy_for(scheme: str, host: str, _variables: tuple[str | None, ...]) -> st
     return proxy
 
 
-def _pool_for(url: str) -> urllib3.PoolManager:
+def _usable_proxy(url: str) -> str | None:
     proxy = proxy_for(url)
-    if proxy is None:
-        return _direct
-    with _proxied_lock:
-        pool = _proxied.get(proxy)
-        if pool is None:
-            pool = _proxied[proxy] = _proxy_pool(proxy, urlsplit(url).scheme)
-    return pool
+    return None if proxy is None else _checked_proxy(proxy, urlsplit(url).scheme)
 
 
-def _proxy_pool(proxy: str, scheme: str) -> urllib3.ProxyManager:
-    """Kept open like the direct pool; ``user:password@`` in the variable is sent to the proxy
-    (urllib3 does not read it from the URL itself)."""
+@lru_cache(maxsize=8)
+def _checked_proxy(proxy: str, scheme: str) -> str:
+    """Only an http:// or https:// proxy with a host (libcurl would also take SOCKS and
+    more); ``user:password@`` in it is sent to the proxy by libcurl."""
     try:
-        auth = urllib3.util.parse_url(proxy).auth
-        headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
-        return urllib3.ProxyManager(proxy, proxy_headers=headers, **_POOL_OPTIONS)
-    except (Urllib3Error, ValueError):  # the message would show the URL, password and all
-        name = f"{scheme.upper()}_PROXY"
-        raise ProxyUnusable(f"{name} is not an http:// or https:// proxy URL") from None
+        parts = urlsplit(proxy)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        usable = False
+    if not usable:  # the message must not show the URL: the password is in it
+        raise ProxyUnusable(f"{scheme.upper()}_PROXY is not an http:// or https:// proxy URL")
+    return proxy
 
 
 def check_proxy(settings: Settings) -> None:
     """At start: a proxy that cannot be used stops the server, instead of every caller's
     recording failing later."""
-    _pool_for(settings.twilio_api_base)
+    _usable_proxy(settings.twilio_api_base)
 
 
 class RecordingRefused(Exception):
@@ -158,14 +150,14 @@ class Fetched:
 async def fetch(
     url: str, folder: Path, name: str, settings: Settings, form_account: str | None
 ) -> Fetched:
-    """Download the recording at ``url`` into ``folder/name``; ``RecordingRefused`` or a
-    ``urllib3`` error otherwise, with nothing left on disk."""
+    """Download the recording at ``url`` into ``folder/name``; ``RecordingRefused`` (or the
+    ``OSError`` of writing it) otherwise, with nothing left on disk."""
     prefix = allowed_prefix(settings, form_account)
     target = check_url(url, prefix)
-    headers: dict[str, str] = {}
+    headers: list[str] = []
     if settings.twilio_account_sid and settings.twilio_auth_token:
         pair = f"{settings.twilio_account_sid}:{settings.twilio_auth_token}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers.append("Authorization: Basic " + base64.b64encode(pair).decode())
     download = _Download(target, prefix, headers, folder, name, time.monotonic() + DEADLINE_S)
     waiting = asyncio.get_running_loop().run_in_executor(_threads, download.run)
     try:
@@ -186,7 +178,7 @@ class _Download:
         self,
         url: str,
         prefix: str,
-        headers: dict[str, str],
+        headers: list[str],
         folder: Path,
         name: str,
         deadline: float,
@@ -197,20 +189,20 @@ class _Download:
         self._lock = threading.Lock()
         self._abandoned = False
         self._done = False
-        self._reply: urllib3.BaseHTTPResponse | None = None
 
     def run(self) -> Fetched:
-        self._remaining()  # it may have waited for a thread until too late
+        body = self._download()
+        try:
+            with wave.open(io.BytesIO(body), "rb") as audio:
+                seconds = audio.getnframes() / audio.getframerate()
+        except (wave.Error, EOFError, ZeroDivisionError) as error:
+            raise RecordingRefused(f"the answer is not a WAV file we can play: {error}") from None
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
         try:
-            self._download()
-            try:  # the file is opened once more only here: wave reads its RIFF header first
-                seconds = read_wav_info(self.partial).duration
-            except (wave.Error, EOFError) as error:
-                raise RecordingRefused(
-                    f"the answer is not a WAV file we can play: {error}"
-                ) from None
+            descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(body)
             with self._lock:
                 if self._abandoned:
                     raise RecordingRefused("the webhook stopped waiting")
@@ -222,10 +214,9 @@ class _Download:
         return Fetched(self.path, seconds)
 
     def abandon(self) -> None:
+        """The transfer stops at libcurl's next callback (a second at most while it waits)."""
         with self._lock:
             self._abandoned = True
-            if self._reply is not None:
-                self._reply.shutdown()  # a read blocked in the thread returns now
             if self._done:
                 self.path.unlink(missing_ok=True)
 
@@ -235,54 +226,133 @@ class _Download:
             raise RecordingRefused(f"not fetched within {DEADLINE_S:.0f} s")
         return left
 
-    def _download(self) -> None:
+    def _download(self) -> bytearray:
         url = self.url
         for _hop in range(MAX_REDIRECTS + 1):
             left = self._remaining()
-            reply = _pool_for(url).request(
-                "GET",
-                url,
-                headers=self.headers,
-                redirect=False,
-                preload_content=False,
-                timeout=urllib3.Timeout(connect=min(CONNECT_S, left), read=left),
-            )
-            with self._lock:
-                self._reply = reply
+            reply = _Reply(lambda: self._abandoned)
+            curl = _curl_for_this_thread()
+            curl.setopt(pycurl.URL, url)
+            curl.setopt(pycurl.PROXY, _usable_proxy(url) or "")  # "": none, whatever is set
+            curl.setopt(pycurl.HTTPHEADER, self.headers)
+            curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(CONNECT_S, left) * 1000)))
+            curl.setopt(pycurl.TIMEOUT_MS, max(1, int(left * 1000)))
+            curl.setopt(pycurl.HEADERFUNCTION, reply.header)
+            curl.setopt(pycurl.WRITEFUNCTION, reply.write)
+            curl.setopt(pycurl.XFERINFOFUNCTION, reply.progress)
             try:
-                if reply.status in REDIRECTS:
-                    location = urljoin(url, reply.headers.get("location", ""))
-                    if not _same_origin(location, self.prefix):
-                        raise RecordingRefused(f"redirected off Twilio's API to {location[:200]!r}")
-                    reply.drain_conn()
-                    url = location
-                    continue
-                self._save(reply)
-                return
-            except BaseException:
-                reply.close()  # never back to the pool half read
-                raise
-            finally:
-                with self._lock:
-                    self._reply = None
-                reply.release_conn()
+                curl.perform()
+            except pycurl.error as error:
+                raise RecordingRefused(reply.refused or _why_not(error)) from None
+            finally:  # the callbacks hold this download: the thread's handle must not
+                curl.setopt(pycurl.HEADERFUNCTION, _ignore)
+                curl.setopt(pycurl.WRITEFUNCTION, _ignore)
+                curl.setopt(pycurl.XFERINFOFUNCTION, _keep_going)
+            if reply.status in REDIRECTS:
+                location = urljoin(url, reply.location)
+                if not _same_origin(location, self.prefix):
+                    raise RecordingRefused(f"redirected off Twilio's API to {location[:200]!r}")
+                url = location
+                continue
+            return reply.body
         raise RecordingRefused("too many redirects")
 
-    def _save(self, reply: urllib3.BaseHTTPResponse) -> None:
-        if reply.status >= 400:
-            raise RecordingRefused(f"HTTP {reply.status} from Twilio's API")
-        kind = reply.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in AUDIO_TYPES:
-            raise RecordingRefused(f"not WAV audio but {kind or 'no content type'}")
-        declared = reply.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BYTES:
-            raise RecordingRefused(f"{declared} bytes: more than {MAX_BYTES}")
-        size = 0
-        descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as out:
-            while chunk := reply.read1(CHUNK):
-                size += len(chunk)
-                if size > MAX_BYTES:
-                    raise RecordingRefused(f"more than {MAX_BYTES} bytes")
-                out.write(chunk)
-                self._remaining()
+
+class _Reply:
+    """One response as libcurl hands it over: its headers checked when they end, so a refused
+    answer's body is never read, and its body counted against the cap as it comes.
+
+    A callback that returns 0 (or, for progress, 1) makes libcurl stop the transfer; why is
+    kept in ``refused``, as raising inside a callback would only print it."""
+
+    def __init__(self, abandoned: Callable[[], bool]) -> None:
+        self.abandoned = abandoned
+        self.status = 0
+        self.kind = self.length = self.location = ""
+        self.body = bytearray()
+        self.refused = ""
+
+    def header(self, line: bytes) -> int | None:
+        text = line.decode("latin-1").strip()
+        if text.startswith("HTTP/"):  # a new response (after a 100 Continue, say)
+            status = text.split(" ", 2)[1] if " " in text else ""
+            self.status = int(status) if status.isdigit() else 0
+            self.kind = self.length = self.location = ""
+        elif text:
+            name, _, value = text.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-type":
+                self.kind = value.split(";")[0].strip().lower()
+            elif name == "content-length":
+                self.length = value
+            elif name == "location":
+                self.location = value
+        elif not 100 <= self.status < 200:  # the blank line: this response's headers are all in
+            self.refused = self._refusal()
+            if self.refused:
+                return 0
+        return None
+
+    def _refusal(self) -> str:
+        if self.status in REDIRECTS:
+            return ""
+        if self.status >= 400 or self.status < 200:
+            return f"HTTP {self.status} from Twilio's API"
+        if self.kind not in AUDIO_TYPES:
+            return f"not WAV audio but {self.kind or 'no content type'}"
+        if self.length.isascii() and self.length.isdigit() and int(self.length) > MAX_BYTES:
+            return f"{self.length} bytes: more than {MAX_BYTES}"
+        return ""
+
+    def write(self, chunk: bytes) -> int | None:
+        if self.status in REDIRECTS:
+            return None  # a redirect's own body is not the recording
+        if self.abandoned():
+            self.refused = "the webhook stopped waiting"
+            return 0
+        if len(self.body) + len(chunk) > MAX_BYTES:
+            self.refused = f"more than {MAX_BYTES} bytes"
+            return 0
+        self.body += chunk
+        return None
+
+    def progress(self, *_counts: int) -> int:
+        return 1 if self.abandoned() else 0
+
+
+def _ignore(_data: bytes) -> None:
+    return None
+
+
+def _keep_going(*_counts: int) -> int:
+    return 0
+
+
+def _why_not(error: pycurl.error) -> str:
+    code = error.args[0] if error.args else None
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        return f"not fetched within {DEADLINE_S:.0f} s"
+    message = error.args[1] if len(error.args) > 1 else str(error)
+    return f"not fetched: {message}"[:300]
+
+
+_local = threading.local()
+_CA = ssl.get_default_verify_paths()
+
+
+def _curl_for_this_thread() -> pycurl.Curl:
+    """A download thread's own libcurl handle, kept with its open connections for the next
+    download; what every download shares is set here, once."""
+    curl: pycurl.Curl | None = getattr(_local, "curl", None)
+    if curl is None:
+        curl = _local.curl = pycurl.Curl()
+        curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: this is not the main thread
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)  # each hop is checked in _download
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.MAXFILESIZE_LARGE, MAX_BYTES)
+        curl.setopt(pycurl.NOPROGRESS, 0)  # for XFERINFOFUNCTION, which sees an abandon
+        if _CA.cafile:  # the system's store, as Python's ssl (and SSL_CERT_FILE) names it
+            curl.setopt(pycurl.CAINFO, _CA.cafile)
+        if _CA.capath:
+            curl.setopt(pycurl.CAPATH, _CA.capath)
+    return curl
