@@ -10,6 +10,7 @@ import http.server
 import json
 import re
 import sqlite3
+import ssl
 import stat
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import trustme
 from twilio_phone import TwilioPhone, free_port, parse_twiml
 
 from ivr.settings import Settings
@@ -360,6 +362,58 @@ def test_a_proxy_named_in_the_environment_carries_the_download(
     account = "Basic " + base64.b64encode(f"{ACCOUNT}:{server.token}".encode()).decode()
     relay = "Basic " + base64.b64encode(b"relay:relay-pass").decode()
     assert proxy.seen == [Seen(f"{api}{PREFIX}/REgood.wav", account, relay)]
+
+
+@pytest.fixture
+def tls_api(recording_wav: Path, tmp_path: Path) -> Iterator[tuple[FakeTwilioApi, Path]]:
+    """Twilio's API over HTTPS on a loopback port, its certificate from a CA of the test's own;
+    yields the API and the CA's certificate file (which no system store trusts)."""
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "test-ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    api = FakeTwilioApi(recording_wav.read_bytes())
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), api.handler())
+    httpd.daemon_threads = True
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    api.base = f"https://127.0.0.1:{httpd.server_address[1]}"
+    yield api, ca_file
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "unknown CA"])
+def test_the_recording_comes_over_https_only_from_a_verified_server(
+    trusted: bool,
+    tls_api: tuple[FakeTwilioApi, Path],
+    start_server: Callable[..., IvrServer],
+    phones: Callable[..., TwilioPhone],
+    calls: CallHelpers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twilio's API is HTTPS: the certificate is checked against the system's store, which
+    ``SSL_CERT_FILE`` replaces as for Python's own ``ssl``. A server it does not vouch for
+    gets no request at all, so never the account's credentials."""
+    api, ca_file = tls_api
+    clear_proxies(monkeypatch)
+    if trusted:
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    else:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    server = start_server(twilio_api_base=api.base, twilio_account_sid=ACCOUNT)
+    answer, took, _ = post_recording(server, phones, calls, f"{api.base}{PREFIX}/REgood")
+    assert took < 5.0
+    if trusted:
+        assert "describe-review.wav" in answer.text
+        expected = "Basic " + base64.b64encode(f"{ACCOUNT}:{server.token}".encode()).decode()
+        assert [(s.path, s.authorization) for s in api.seen] == [(f"{PREFIX}/REgood.wav", expected)]
+        assert len(list(server.recordings.iterdir())) == 1
+    else:
+        assert "describe-not_saved.wav" in answer.text
+        assert api.seen == []
+        assert not server.recordings.exists() or list(server.recordings.iterdir()) == []
 
 
 def test_no_proxy_lets_a_host_be_fetched_directly(monkeypatch: pytest.MonkeyPatch) -> None:

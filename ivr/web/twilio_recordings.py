@@ -214,7 +214,8 @@ class _Download:
         return Fetched(self.path, seconds)
 
     def abandon(self) -> None:
-        """The transfer stops at libcurl's next callback (a second at most while it waits)."""
+        """The transfer stops at its next chunk, or at the deadline it was given (the same
+        as the webhook's): no thread is held past it."""
         with self._lock:
             self._abandoned = True
             if self._done:
@@ -237,9 +238,8 @@ class _Download:
             curl.setopt(pycurl.HTTPHEADER, self.headers)
             curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(CONNECT_S, left) * 1000)))
             curl.setopt(pycurl.TIMEOUT_MS, max(1, int(left * 1000)))
-            curl.setopt(pycurl.HEADERFUNCTION, reply.header)
+            curl.setopt(pycurl.HEADERFUNCTION, reply.lines.append)
             curl.setopt(pycurl.WRITEFUNCTION, reply.write)
-            curl.setopt(pycurl.XFERINFOFUNCTION, reply.progress)
             try:
                 curl.perform()
             except pycurl.error as error:
@@ -247,7 +247,9 @@ class _Download:
             finally:  # the callbacks hold this download: the thread's handle must not
                 curl.setopt(pycurl.HEADERFUNCTION, _ignore)
                 curl.setopt(pycurl.WRITEFUNCTION, _ignore)
-                curl.setopt(pycurl.XFERINFOFUNCTION, _keep_going)
+            reply.check_headers()  # an answer without a body was not checked yet
+            if reply.refused:
+                raise RecordingRefused(reply.refused)
             if reply.status in REDIRECTS:
                 location = urljoin(url, reply.location)
                 if not _same_origin(location, self.prefix):
@@ -259,52 +261,59 @@ class _Download:
 
 
 class _Reply:
-    """One response as libcurl hands it over: its headers checked when they end, so a refused
-    answer's body is never read, and its body counted against the cap as it comes.
-
-    A callback that returns 0 (or, for progress, 1) makes libcurl stop the transfer; why is
-    kept in ``refused``, as raising inside a callback would only print it."""
+    """One response as libcurl hands it over. Its header lines are only collected (a C-level
+    ``list.append``, no Python frame per line) and checked once, at the first chunk of the
+    body, so a refused answer's body is never read; the body is counted against the cap as it
+    comes. A write callback that returns 0 makes libcurl stop the transfer; why is kept in
+    ``refused``, as raising inside a callback would only print it."""
 
     def __init__(self, abandoned: Callable[[], bool]) -> None:
         self.abandoned = abandoned
-        self.status = 0
-        self.kind = self.length = self.location = ""
+        self.lines: list[bytes] = []
         self.body = bytearray()
+        self.status = 0
+        self.location = ""
         self.refused = ""
+        self._checked = False
 
-    def header(self, line: bytes) -> int | None:
-        text = line.decode("latin-1").strip()
-        if text.startswith("HTTP/"):  # a new response (after a 100 Continue, say)
-            status = text.split(" ", 2)[1] if " " in text else ""
-            self.status = int(status) if status.isdigit() else 0
-            self.kind = self.length = self.location = ""
-        elif text:
+    def check_headers(self) -> None:
+        """Once: the last response's status and headers (after a ``100 Continue``, say)."""
+        if self._checked:
+            return
+        self._checked = True
+        kind = length = ""
+        for line in self.lines:
+            text = line.decode("latin-1").strip()
+            if text.startswith("HTTP/"):  # a new response begins
+                status = text.split(" ", 2)[1] if " " in text else ""
+                self.status = int(status) if status.isdigit() else 0
+                kind = length = self.location = ""
+                continue
             name, _, value = text.partition(":")
             name, value = name.strip().lower(), value.strip()
             if name == "content-type":
-                self.kind = value.split(";")[0].strip().lower()
+                kind = value.split(";")[0].strip().lower()
             elif name == "content-length":
-                self.length = value
+                length = value
             elif name == "location":
                 self.location = value
-        elif not 100 <= self.status < 200:  # the blank line: this response's headers are all in
-            self.refused = self._refusal()
-            if self.refused:
-                return 0
-        return None
+        self.refused = self._refusal(kind, length)
 
-    def _refusal(self) -> str:
+    def _refusal(self, kind: str, length: str) -> str:
         if self.status in REDIRECTS:
             return ""
         if self.status >= 400 or self.status < 200:
             return f"HTTP {self.status} from Twilio's API"
-        if self.kind not in AUDIO_TYPES:
-            return f"not WAV audio but {self.kind or 'no content type'}"
-        if self.length.isascii() and self.length.isdigit() and int(self.length) > MAX_BYTES:
-            return f"{self.length} bytes: more than {MAX_BYTES}"
+        if kind not in AUDIO_TYPES:
+            return f"not WAV audio but {kind or 'no content type'}"
+        if length.isascii() and length.isdigit() and int(length) > MAX_BYTES:
+            return f"{length} bytes: more than {MAX_BYTES}"
         return ""
 
     def write(self, chunk: bytes) -> int | None:
+        self.check_headers()
+        if self.refused:
+            return 0
         if self.status in REDIRECTS:
             return None  # a redirect's own body is not the recording
         if self.abandoned():
@@ -316,16 +325,9 @@ class _Reply:
         self.body += chunk
         return None
 
-    def progress(self, *_counts: int) -> int:
-        return 1 if self.abandoned() else 0
-
 
 def _ignore(_data: bytes) -> None:
     return None
-
-
-def _keep_going(*_counts: int) -> int:
-    return 0
 
 
 def _why_not(error: pycurl.error) -> str:
@@ -350,7 +352,6 @@ def _curl_for_this_thread() -> pycurl.Curl:
         curl.setopt(pycurl.FOLLOWLOCATION, 0)  # each hop is checked in _download
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         curl.setopt(pycurl.MAXFILESIZE_LARGE, MAX_BYTES)
-        curl.setopt(pycurl.NOPROGRESS, 0)  # for XFERINFOFUNCTION, which sees an abandon
         if _CA.cafile:  # the system's store, as Python's ssl (and SSL_CERT_FILE) names it
             curl.setopt(pycurl.CAINFO, _CA.cafile)
         if _CA.capath:
