@@ -10,13 +10,13 @@ Recordings are personal data: files 0600 in a 0700 folder.
 
 Downloads run on a few threads of their own (``DOWNLOAD_THREADS``) with libcurl (pycurl),
 each thread keeping its handle and so its connections to Twilio's API open between calls: a
-48 KB download costs a third of urllib3's CPU (whose headers go through ``email.parser``), and
-its threads are not the web workers, so slow downloads hold neither a caller's turn nor
-``/healthz``. The webhook waits for its download no longer than ``DEADLINE_S`` (queueing for a
-thread included), which is also libcurl's own deadline for it, so the thread is free by then.
-A site that reaches Twilio's API only through a proxy names it the usual way
-(``HTTPS_PROXY``, ``NO_PROXY``), read as Python's standard library reads it and handed to
-libcurl explicitly, so both cases of the names count as for curl's other users.
+48 KB download costs 70–100 µs of CPU against urllib3's 230 µs (whose headers go through
+``email.parser``). Its threads are not the web workers, so slow downloads hold neither a
+caller's turn nor ``/healthz``. The webhook waits for its download no longer than
+``DEADLINE_S`` (queueing for a thread included), which is also libcurl's own deadline for it,
+so the thread is free by then. A site that reaches Twilio's API only through a proxy names it
+the usual way (``HTTPS_PROXY``, ``NO_PROXY``): read as Python's standard library reads it and
+handed to libcurl explicitly (curl alone would ignore an upper-case ``HTTP_PROXY``).
 """
 
 from __future__ import annotations
