@@ -5,6 +5,7 @@ personal data at hangup and the bounds of every field."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import http.server
 import json
@@ -263,23 +264,32 @@ class FakeTwilioApi:
     other: str = ""
 
 
+@contextlib.contextmanager
+def serving(api: FakeTwilioApi, tls: ssl.SSLContext | None = None) -> Iterator[FakeTwilioApi]:
+    """``api`` answering on a loopback port of its own (over TLS with ``tls``), ``api.base``
+    its address, until the block ends."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), api.handler())
+    httpd.daemon_threads = True
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    api.base = f"{'https' if tls else 'http'}://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield api
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture
 def fake_api(recording_wav: Path) -> Iterator[tuple[FakeTwilioApi, FakeTwilioApi]]:
     """(Twilio's API, another host), each on its own loopback port."""
-    made, servers = [], []
-    for _ in range(2):
-        api = FakeTwilioApi(recording_wav.read_bytes())
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), api.handler())
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        api.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-        made.append(api)
-        servers.append(httpd)
-    made[0].other = made[1].base
-    yield made[0], made[1]
-    for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
+    with (
+        serving(FakeTwilioApi(recording_wav.read_bytes())) as api,
+        serving(FakeTwilioApi(recording_wav.read_bytes())) as other,
+    ):
+        api.other = other.base
+        yield api, other
 
 
 @pytest.fixture
@@ -373,15 +383,8 @@ def tls_api(recording_wav: Path, tmp_path: Path) -> Iterator[tuple[FakeTwilioApi
     authority.issue_cert("127.0.0.1").configure_cert(context)
     ca_file = tmp_path / "test-ca.pem"
     authority.cert_pem.write_to_path(str(ca_file))
-    api = FakeTwilioApi(recording_wav.read_bytes())
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), api.handler())
-    httpd.daemon_threads = True
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    api.base = f"https://127.0.0.1:{httpd.server_address[1]}"
-    yield api, ca_file
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(FakeTwilioApi(recording_wav.read_bytes()), tls=context) as api:
+        yield api, ca_file
 
 
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "unknown CA"])
